@@ -1,0 +1,196 @@
+"""``AsyncTwelveLabs``: the client, its lifecycle, and the entry points to the poller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    Timeout,
+    resolve_api_key,
+    resolve_base_url,
+)
+from ._poller import Outcome, Poller, StatusChange
+from ._transport import EventHooks, Transport
+from ._types import TaskKind
+from .resources import Analyze, Embed, TaskResource
+from .resources._base import DEFAULT_TASK_TIMEOUT
+
+__all__ = ["AsyncTwelveLabs"]
+
+
+class AsyncTwelveLabs:
+    """Asyncio client for TwelveLabs' long-running tasks.
+
+    Use it as ``async with AsyncTwelveLabs() as client: ...`` (or call :meth:`aclose`). The
+    aiohttp session is created on first use, inside the running event loop, and closed by
+    :meth:`aclose`; a ``session`` you pass in is used as is and never closed by the client.
+
+    Args:
+        api_key: defaults to ``TWELVELABS_API_KEY``, then ``TWELVE_LABS_API_KEY``.
+        base_url: defaults to ``TWELVELABS_BASE_URL``, then ``https://api.twelvelabs.io/v1.3``.
+        timeout: per-attempt limits: a :class:`Timeout`, or seconds for read and total.
+        max_retries: retries of each request's transient failures (per call overridable).
+        max_connections: connection pool size; also the most requests in flight.
+        session: an ``aiohttp.ClientSession`` to use instead of our own.
+        max_response_size: bodies larger than this raise :class:`ResponseTooLargeError`.
+        retry_policy: backoff timing (see :class:`RetryPolicy`).
+        hooks: ``on_request`` / ``on_response`` callbacks for your metrics.
+        allow_insecure_http: allow sending the key over ``http://`` to a non-loopback host.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        session: aiohttp.ClientSession | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        retry_policy: RetryPolicy | None = None,
+        hooks: EventHooks | None = None,
+        allow_insecure_http: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._transport = Transport(
+            api_key=resolve_api_key(api_key),
+            base_url=resolve_base_url(base_url),
+            timeout=Timeout.coerce(timeout),
+            max_retries=max_retries,
+            max_connections=max_connections,
+            session=session,
+            max_response_size=max_response_size,
+            retry_policy=retry_policy,
+            hooks=hooks,
+            allow_insecure_http=allow_insecure_http,
+            default_headers=headers,
+        )
+        self.embed = Embed(self._transport)
+        """Embedding tasks: ``embed.v2.tasks`` and ``embed.v1.tasks`` (alias ``embed.tasks``)."""
+        self.analyze = Analyze(self._transport)
+        """Analysis tasks: ``analyze.tasks``."""
+        self.analyze_async = self.analyze
+        """The official SDK's name for ``analyze``."""
+
+    def __repr__(self) -> str:
+        state = "closed" if self._transport.closed else "open"
+        return f"<AsyncTwelveLabs base_url={self._transport.base_url!r} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to."""
+        return self._transport.base_url
+
+    @property
+    def hooks(self) -> EventHooks:
+        """The ``on_request`` / ``on_response`` callback lists (append to them)."""
+        return self._transport.hooks
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the client was closed."""
+        return self._transport.closed
+
+    async def __aenter__(self) -> AsyncTwelveLabs:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (if the client created it). Safe to call twice."""
+        await self._transport.aclose()
+
+    def _resources(self) -> dict[TaskKind, TaskResource[Any, Any, Any]]:
+        return {
+            "embed_v2": self.embed.v2.tasks,
+            "embed_v1": self.embed.v1.tasks,
+            "analyze": self.analyze.tasks,
+        }
+
+    def poller(
+        self,
+        *,
+        max_concurrency: int = 16,
+        requests_per_minute: float | None = None,
+        timeout: float | None = DEFAULT_TASK_TIMEOUT,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+        on_change: Callable[[StatusChange], None] | None = None,
+        sweep: bool = True,
+        max_retries: int | None = None,
+    ) -> Poller:
+        """A :class:`Poller` watching tasks of any kind until each is final.
+
+        Args:
+            max_concurrency: the most requests in flight at once.
+            requests_per_minute: a hard cap on the poller's request rate (retries included).
+            timeout: each task's deadline in seconds from when it is added (``None``: none).
+            poll_interval: the first delay between two checks of a task (default 2 s)...
+            max_poll_interval: ...growing with jitter up to this cap (default 30 s).
+            on_change: called with a :class:`StatusChange` on every status transition.
+            sweep: learn about many tasks per request from the list endpoints (default on).
+            max_retries: transport retries of each request (the poller also re-polls).
+        """
+        self._transport._ensure_session()
+        return Poller(
+            self._transport,
+            self._resources(),
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            on_change=on_change,
+            sweep=sweep,
+            max_retries=max_retries,
+        )
+
+    async def wait_all(
+        self,
+        *,
+        embed_v2: Iterable[str] = (),
+        embed_v1: Iterable[str] = (),
+        analyze: Iterable[str] = (),
+        timeout: float | None = DEFAULT_TASK_TIMEOUT,
+        max_concurrency: int = 16,
+        requests_per_minute: float | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+        on_change: Callable[[StatusChange], None] | None = None,
+    ) -> dict[str, Outcome]:
+        """Wait for every given task; return ``{task_id: Outcome}``.
+
+        Failed, canceled, timed-out and missing tasks are outcomes, not exceptions; only a
+        refused key (401/403) raises.
+        """
+        results: dict[str, Outcome] = {}
+        async with self.poller(
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            on_change=on_change,
+        ) as poller:
+            poller.add(self.embed.v2.tasks, embed_v2)
+            poller.add(self.embed.v1.tasks, embed_v1)
+            poller.add(self.analyze.tasks, analyze)
+            async for outcome in poller.as_completed():
+                results[outcome.task_id] = outcome
+        return results

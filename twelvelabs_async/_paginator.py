@@ -1,0 +1,99 @@
+"""``AsyncPaginator``: walk a list endpoint page by page, one page fetched ahead."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+from .types.common import TaskPage
+
+__all__ = ["AsyncPaginator"]
+
+ItemT = TypeVar("ItemT")
+
+DEFAULT_PAGE_LIMIT = 10
+"""The API's page size when ``page_limit`` is not sent."""
+
+
+class AsyncPaginator(Generic[ItemT]):
+    """Items of a list endpoint across all pages.
+
+    ``async for item in paginator`` yields every item; ``async for page in paginator.pages()``
+    yields each :class:`~twelvelabs_async.types.TaskPage`. Iteration stops at
+    ``page_info.total_page`` without an extra request, or, when the API does not say how many
+    pages there are, at the first short or empty page. While you handle one page the next one is
+    already being fetched (never more than one ahead); leaving the loop cancels that fetch.
+    Nothing is requested until iteration starts, and each iteration starts from the first page
+    again.
+    """
+
+    def __init__(
+        self,
+        fetch_page: Callable[[int], Awaitable[TaskPage[ItemT]]],
+        *,
+        page: int = 1,
+        page_limit: int | None = None,
+    ) -> None:
+        if page_limit is not None and not 1 <= page_limit <= 50:
+            raise ValueError(f"page_limit must be between 1 and 50, got {page_limit}")
+        if page < 1:
+            raise ValueError(f"page must be 1 or more, got {page}")
+        self._fetch_page = fetch_page
+        self._first_page = page
+        self._page_limit = page_limit
+
+    def __repr__(self) -> str:
+        return f"<AsyncPaginator page={self._first_page} page_limit={self._page_limit}>"
+
+    def _is_last(self, page: TaskPage[ItemT], number: int) -> bool:
+        info = page.page_info
+        if info is not None and info.total_page is not None:
+            return number >= info.total_page
+        limit = self._page_limit
+        if limit is None:
+            limit = info.limit_per_page if info and info.limit_per_page else DEFAULT_PAGE_LIMIT
+        return len(page.items) < limit
+
+    async def pages(self) -> AsyncGenerator[TaskPage[ItemT], None]:
+        """Each page in order, the next one prefetched while the caller handles this one."""
+        number = self._first_page
+        ahead: asyncio.Task[TaskPage[ItemT]] | None = None
+        try:
+            page = await self._fetch_page(number)
+            while True:
+                last = self._is_last(page, number)
+                if not last:
+                    # An owned task, cancelled and reaped in `finally`: an async generator
+                    # cannot hold an anyio task group open across `yield`.
+                    ahead = asyncio.ensure_future(self._fetch_page(number + 1))
+                yield page
+                if last or ahead is None:
+                    return
+                page = await ahead
+                ahead = None
+                number += 1
+                if not page.items:
+                    return
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                # wait() neither raises the child's CancelledError nor swallows ours.
+                await asyncio.wait([ahead])
+            elif ahead is not None and not ahead.cancelled():
+                with contextlib.suppress(Exception):
+                    ahead.exception()  # retrieved: an unused page's error is not an error
+
+    async def __aiter__(self) -> AsyncIterator[ItemT]:
+        pages = self.pages()
+        try:
+            async for page in pages:
+                for item in page.items:
+                    yield item
+        finally:
+            await pages.aclose()
+
+    async def to_list(self) -> list[ItemT]:
+        """Every item, collected."""
+        return [item async for item in self]

@@ -1,0 +1,276 @@
+"""The shape every task resource shares: list, retrieve, wait, and what the poller needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import anyio
+
+from .._config import Timeout
+from .._decode import decode
+from .._exceptions import TaskFailedError, TaskTimeoutError
+from .._paginator import AsyncPaginator
+from .._polling import (
+    NOT_FOUND_CONFIRMATIONS,
+    ErrorAction,
+    PollSchedule,
+    classify_error,
+    note_unknown_status,
+)
+from .._transport import RequestOptions, Transport, encode_path_segment
+from .._types import TaskKind
+from ..types.common import TaskPage
+
+__all__ = ["DEFAULT_TASK_TIMEOUT", "ListItem", "PolledTask", "TaskResource", "build_options"]
+
+DEFAULT_TASK_TIMEOUT = 6 * 3600.0
+"""Default deadline of ``wait()`` and of each task in a poller: six hours. Pass ``None`` for no
+deadline at all."""
+
+
+class PolledTask(Protocol):
+    """What the polling code reads from any task model."""
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def is_final(self) -> bool: ...
+
+    @property
+    def error_message(self) -> str | None: ...
+
+
+class ListItem(Protocol):
+    """What a sweep reads from a list item."""
+
+    @property
+    def id(self) -> str | None: ...
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
+TaskT = TypeVar("TaskT")
+ItemT = TypeVar("ItemT", bound=ListItem)
+CheckT = TypeVar("CheckT", bound=PolledTask)
+
+
+def build_options(
+    timeout: Timeout | float | None,
+    max_retries: int | None,
+    request_options: Mapping[str, Any] | None = None,
+) -> RequestOptions | None:
+    """Per-call options from our keywords or the official SDK's ``request_options`` dict."""
+    if request_options:
+        if timeout is None and request_options.get("timeout_in_seconds") is not None:
+            timeout = float(request_options["timeout_in_seconds"])
+        if max_retries is None and request_options.get("max_retries") is not None:
+            max_retries = int(request_options["max_retries"])
+    if timeout is None and max_retries is None:
+        return None
+    if max_retries is not None and max_retries < 0:
+        raise ValueError("max_retries must be 0 or more")
+    return RequestOptions(
+        timeout=None if timeout is None else Timeout.coerce(timeout), max_retries=max_retries
+    )
+
+
+def format_time(value: datetime | str | None) -> str | None:
+    """An RFC 3339 string for a list filter (naive datetimes are taken as UTC)."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TaskResource(Generic[TaskT, ItemT, CheckT]):
+    """Base of the three task resources.
+
+    ``TaskT`` is what ``retrieve`` returns, ``ItemT`` a list item and ``CheckT`` what one
+    status check returns (the same as ``TaskT`` except for Embed v1, whose light status
+    endpoint is polled and whose full record is fetched once, at the end).
+    """
+
+    kind: ClassVar[TaskKind]
+    collection: ClassVar[str]
+    final_statuses: ClassVar[frozenset[str]]
+    known_statuses: ClassVar[frozenset[str]]
+    sweep_statuses: ClassVar[tuple[str, ...]]
+    """Non-final statuses a sweep lists to learn, many tasks per request, which changed."""
+    sweep_time_window: ClassVar[bool]
+    """Whether the list endpoint filters by creation time (``started_at``/``ended_at``)."""
+    task_type: type[TaskT]
+    item_type: type[ItemT]
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.collection}>"
+
+    def _task_path(self, task_id: str, suffix: str = "") -> str:
+        return f"{self.collection}/{encode_path_segment(task_id)}{suffix}"
+
+    # --- listing --------------------------------------------------------------------------
+
+    def _paginate(
+        self,
+        filters: dict[str, str | None],
+        page: int | None,
+        page_limit: int | None,
+        options: RequestOptions | None,
+    ) -> AsyncPaginator[ItemT]:
+        params = {key: value for key, value in filters.items() if value is not None}
+        if page_limit is not None:
+            params["page_limit"] = str(page_limit)
+
+        async def fetch(number: int) -> TaskPage[ItemT]:
+            return await self.list_page({**params, "page": str(number)}, options)
+
+        return AsyncPaginator(fetch, page=page or 1, page_limit=page_limit)
+
+    async def list_page(
+        self, params: Mapping[str, str], options: RequestOptions | None = None
+    ) -> TaskPage[ItemT]:
+        """One raw page of the list endpoint (``params`` already in wire form)."""
+        response = await self._transport.request(
+            "GET", self.collection, params=params, options=options
+        )
+        return decode(TaskPage[self.item_type], response)  # type: ignore[name-defined]
+
+    # --- one task -------------------------------------------------------------------------
+
+    async def _get(
+        self, tp: type[Any], path: str, options: RequestOptions | None, **kw: Any
+    ) -> Any:
+        response = await self._transport.request("GET", path, options=options, **kw)
+        return decode(tp, response)
+
+    async def retrieve(
+        self,
+        task_id: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
+        request_options: Mapping[str, Any] | None = None,
+    ) -> TaskT:
+        """The task's current state (and its results once ready).
+
+        Raises:
+            NotFoundError: no such task (never created, deleted, or past retention).
+            ResponseDecodeError: the body does not fit the model.
+        """
+        opts = build_options(timeout, max_retries, request_options)
+        task: TaskT = await self._get(self.task_type, self._task_path(task_id), opts)
+        return task
+
+    async def check(self, task_id: str, options: RequestOptions | None = None) -> CheckT:
+        """One status check, as cheap as the API allows (used by ``wait`` and the poller)."""
+        checked: CheckT = await self._get(self.task_type, self._task_path(task_id), options)
+        return checked
+
+    async def complete(
+        self, checked: CheckT, task_id: str, options: RequestOptions | None
+    ) -> TaskT:
+        """The full final record of a task whose check said it is final."""
+        return checked  # type: ignore[return-value]
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = DEFAULT_TASK_TIMEOUT,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+        raise_on_failure: bool = False,
+        max_retries: int | None = None,
+    ) -> TaskT:
+        """Poll one task until it is final and return it.
+
+        Args:
+            timeout: the task's deadline in seconds (``None``: no deadline).
+            poll_interval: first delay between two checks; it grows with jitter...
+            max_poll_interval: ...up to this cap.
+            raise_on_failure: raise :class:`TaskFailedError` for a ``failed`` or ``canceled``
+                task instead of returning it.
+            max_retries: retries of each status check's transient errors.
+
+        Raises:
+            TaskTimeoutError: the deadline passed first (``last_error`` says what, if anything,
+                kept failing).
+            NotFoundError: the task answered 404 twice in a row.
+            AuthenticationError, PermissionDeniedError: the key was refused.
+            TaskFailedError: with ``raise_on_failure=True`` only.
+        """
+        schedule = poll_schedule(poll_interval, max_poll_interval)
+        options = build_options(None, max_retries)
+        last: CheckT | None = None
+        last_error: Exception | None = None
+        result: TaskT | None = None
+        with anyio.move_on_after(timeout):
+            checks = not_found = 0
+            while True:
+                try:
+                    last = await self.check(task_id, options)
+                except Exception as error:
+                    action = classify_error(error)
+                    if action is ErrorAction.STOP_ALL:
+                        raise
+                    if action is ErrorAction.NOT_FOUND:
+                        not_found += 1
+                        if not_found > NOT_FOUND_CONFIRMATIONS:
+                            raise
+                    last_error = error
+                else:
+                    not_found = 0
+                    if last.is_final:
+                        result = await self.complete(last, task_id, options)
+                        break
+                    note_unknown_status(self.kind, last.status, self.known_statuses)
+                checks += 1
+                await anyio.sleep(schedule.delay(checks))
+        if result is None:
+            raise TaskTimeoutError(
+                f"{self.kind} task {task_id!r} was not final after {timeout}s "
+                f"(last status: {getattr(last, 'status', None)!r})",
+                task_id=task_id,
+                kind=self.kind,
+                task=last,
+                last_error=last_error,
+            )
+        if raise_on_failure:
+            raise_if_failed(self.kind, task_id, result)
+        return result
+
+
+def poll_schedule(poll_interval: float | None, max_poll_interval: float | None) -> PollSchedule:
+    """A :class:`PollSchedule` from the public knobs (``None`` = the defaults)."""
+    defaults = PollSchedule()
+    initial = defaults.initial if poll_interval is None else poll_interval
+    maximum = max_poll_interval
+    if maximum is None:
+        maximum = max(defaults.maximum, initial)
+    return PollSchedule(initial=initial, maximum=maximum)
+
+
+def raise_if_failed(kind: TaskKind, task_id: str, task: Any) -> None:
+    """Raise :class:`TaskFailedError` unless ``task`` ended ``ready``."""
+    status = getattr(task, "status", None)
+    if status == "ready":
+        return
+    message = getattr(task, "error_message", None)
+    raise TaskFailedError(
+        f"{kind} task {task_id!r} ended {status!r}" + (f": {message}" if message else ""),
+        task_id=task_id,
+        kind=kind,
+        task=task,
+        status=str(status),
+        error_message=message,
+    )

@@ -1,0 +1,298 @@
+"""``FakeTwelveLabs``: the handle that runs the fake server and exposes its state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import TypeVar
+
+from aiohttp import web
+
+from ._app import FakeApp, RequestRecord
+from ._faults import Chaos, FaultPlan
+from ._payloads import Payloads
+from ._store import TaskKind, TaskRecord, TaskStore
+
+__all__ = ["FakeTwelveLabs"]
+
+DEFAULT_TEST_KEY = "test-key"
+
+_T = TypeVar("_T")
+PerIndex = _T | Callable[[int], _T]
+"""A value, or a callable mapping a task's index (0-based) to the value."""
+
+
+def _at(value: PerIndex[_T], i: int) -> _T:
+    if callable(value):
+        return value(i)
+    return value
+
+
+class FakeTwelveLabs:
+    """A faithful fake TwelveLabs API (v1.3 task endpoints) on a real local HTTP server.
+
+    Use as ``async with FakeTwelveLabs() as fake:`` (or ``await fake.start()`` /
+    ``await fake.close()``) and point a client at :attr:`base_url` with
+    :attr:`api_key`. With ``api_key=None`` any non-empty key is accepted.
+
+    ``clock`` drives task progression and ``final_at`` (inject a fake clock to
+    control time-based finishing); the rate-limit window uses the wall clock.
+    ``rate_limit_window`` (seconds, default 60) and ``request_log_size`` (most
+    recent requests kept in :attr:`request_log`, ``None`` = unbounded) are extras.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit_per_minute: int = 600,
+        enforce_rate_limit: bool = False,
+        embedding_dim: int = 1024,
+        segments: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int = 0,
+        default_finish_after_polls: int | None = 2,
+        default_finish_after_seconds: float | None = None,
+        default_final_status: str = "ready",
+        analyze_full_page_info: bool = False,
+        rate_limit_window: float = 60.0,
+        request_log_size: int | None = 100_000,
+    ) -> None:
+        if api_key == "":
+            raise ValueError("api_key must be None (accept any key) or a non-empty string")
+        self._expected_key = api_key
+        self.host = host
+        self._requested_port = port
+        self.clock = clock
+        self.store = TaskStore(
+            clock=clock,
+            default_finish_after_polls=default_finish_after_polls,
+            default_finish_after_seconds=default_finish_after_seconds,
+            default_final_status=default_final_status,
+            seed=seed,
+        )
+        """The task store (records, progression)."""
+        self.payloads = Payloads(embedding_dim=embedding_dim, segments=segments, seed=seed)
+        """The wire-body builder (shared embedding vectors live here)."""
+        self.app = FakeApp(
+            store=self.store,
+            payloads=self.payloads,
+            api_key=api_key,
+            clock=clock,
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_window=rate_limit_window,
+            enforce_rate_limit=enforce_rate_limit,
+            analyze_full_page_info=analyze_full_page_info,
+            request_log_size=request_log_size,
+        )
+        """The request-handling state (counters, log, rate window)."""
+        self._runner: web.ServerRunner | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeTwelveLabs:
+        """Start listening (idempotent); returns ``self``."""
+        if self._runner is not None:
+            return self
+        server = web.Server(self.app.handle, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._requested_port)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        return self
+
+    async def close(self) -> None:
+        """Stop the server and close every connection (idempotent)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeTwelveLabs:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("FakeTwelveLabs is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Server root URL, e.g. ``http://127.0.0.1:8123``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """API base URL including the version prefix, e.g. ``http://127.0.0.1:8123/v1.3``."""
+        return self.url + "/v1.3"
+
+    @property
+    def api_key(self) -> str:
+        """The key tests should send (``"test-key"`` when any key is accepted)."""
+        return self._expected_key if self._expected_key is not None else DEFAULT_TEST_KEY
+
+    # ------------------------------------------------------------------ tasks
+
+    def add_task(
+        self,
+        kind: TaskKind,
+        *,
+        status: str | None = None,
+        finish_after_polls: int | None = None,
+        finish_after_seconds: float | None = None,
+        final_status: str | None = None,
+        error_message: str | None = None,
+        created_at: datetime | None = None,
+        video_url: str | None = None,
+        asset_id: str | None = None,
+        analysis_mode: str = "general",
+        custom_id: str | None = None,
+    ) -> str:
+        """Create a task directly in the store and return its id.
+
+        ``status`` is the initial status (default ``processing``, or ``queued``
+        for analysis; a final status creates the task final). When neither
+        ``finish_after_polls`` nor ``finish_after_seconds`` is given the server
+        defaults apply; ``finish_after_seconds=math.inf`` never finishes on its
+        own. ``final_status`` defaults to the server's ``default_final_status``.
+        """
+        return self.store.add(
+            kind,
+            status=status,
+            finish_after_polls=finish_after_polls,
+            finish_after_seconds=finish_after_seconds,
+            final_status=final_status,
+            error_message=error_message,
+            created_at=created_at,
+            video_url=video_url,
+            asset_id=asset_id,
+            analysis_mode=analysis_mode,
+            custom_id=custom_id,
+        ).id
+
+    def add_tasks(
+        self,
+        kind: TaskKind,
+        count: int,
+        *,
+        status: PerIndex[str | None] = None,
+        finish_after_polls: PerIndex[int | None] = None,
+        finish_after_seconds: PerIndex[float | None] = None,
+        final_status: PerIndex[str | None] = None,
+        error_message: PerIndex[str | None] = None,
+        created_at: PerIndex[datetime | None] = None,
+        video_url: PerIndex[str | None] = None,
+        asset_id: PerIndex[str | None] = None,
+        analysis_mode: PerIndex[str] = "general",
+        custom_id: PerIndex[str | None] = None,
+    ) -> list[str]:
+        """Create ``count`` tasks like :meth:`add_task`; each argument may be ``f(index)``."""
+        add = self.store.add
+        return [
+            add(
+                kind,
+                status=_at(status, i),
+                finish_after_polls=_at(finish_after_polls, i),
+                finish_after_seconds=_at(finish_after_seconds, i),
+                final_status=_at(final_status, i),
+                error_message=_at(error_message, i),
+                created_at=_at(created_at, i),
+                video_url=_at(video_url, i),
+                asset_id=_at(asset_id, i),
+                analysis_mode=_at(analysis_mode, i),
+                custom_id=_at(custom_id, i),
+            ).id
+            for i in range(count)
+        ]
+
+    def task(self, kind: TaskKind, task_id: str) -> TaskRecord:
+        """The store record of a task (time-based progress applied); ``KeyError`` if unknown."""
+        return self.store.require(kind, task_id)
+
+    def tasks(self, kind: TaskKind) -> list[TaskRecord]:
+        """All records of ``kind`` in creation order (time-based progress applied)."""
+        return self.store.all(kind)
+
+    def set_status(
+        self, kind: TaskKind, task_id: str, status: str, *, error_message: str | None = None
+    ) -> None:
+        """Force a task into ``status`` now (a final status sets ``final_at = clock()``)."""
+        rec = self.store.require(kind, task_id)
+        self.store.set_status(rec, status, error_message=error_message)
+
+    def delete_task(self, kind: TaskKind, task_id: str) -> None:
+        """Remove a task (simulates deletion / 7-day expiry: later reads get 404)."""
+        if self.store.delete(kind, task_id) is None:
+            raise KeyError(f"no {kind} task {task_id!r}")
+
+    # ------------------------------------------------------------------ faults & counters
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The programmable fault plan (``push`` / ``clear``)."""
+        return self.app.faults
+
+    @property
+    def chaos(self) -> Chaos | None:
+        """Random chaos applied to every request (``None`` = off, the default)."""
+        return self.app.chaos
+
+    @chaos.setter
+    def chaos(self, value: Chaos | None) -> None:
+        self.app.chaos = value
+
+    @property
+    def chaos_counts(self) -> dict[str, int]:
+        """How many of each chaos fault were injected (keys ``5xx, 429, drop, truncate, slow``)."""
+        return dict(self.app.chaos_counts)
+
+    @property
+    def requests_total(self) -> int:
+        """Number of requests received (all routes, faults included)."""
+        return self.app.requests_total
+
+    def request_count(self, route: str | None = None, *, method: str | None = None) -> int:
+        """Requests received for ``route`` (e.g. ``"GET /v1.3/embed-v2/tasks/{task_id}"``).
+
+        ``route`` may also be a template without method (any method), ``"*"``, or a
+        concrete raw path; ``method`` filters by HTTP method. No arguments = total.
+        """
+        return self.app.request_count(route, method=method)
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """The most recent requests, oldest first (never contains the API key)."""
+        return list(self.app.request_log)
+
+    def reset_counters(self) -> None:
+        """Zero request counters, the request log and the chaos counts."""
+        self.app.reset_counters()
+
+    def reset_rate_limit(self) -> None:
+        """Start a fresh rate-limit window with the next request."""
+        self.app.reset_rate_limit()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not started"
+        return f"<FakeTwelveLabs {where}>"
