@@ -249,6 +249,7 @@ class Poller:
         if self._started:
             raise RuntimeError("A Poller can be entered only once")
         self._started = True
+        self._start_schedules()
         self._transport.hooks.on_response.append(self._observe)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -429,8 +430,9 @@ class Poller:
                 group.next_sweep = now
 
     async def _dispatch(self, work: MemoryObjectSendStream[tuple[str, Any]]) -> None:
-        self._start_schedules()
         while True:
+            # A fresh event before scanning, so a wake-up during the scan is not lost.
+            self._wakeup = anyio.Event()
             now = anyio.current_time()
             while self._deadlines and self._deadlines[0].when <= now:
                 due = heapq.heappop(self._deadlines)
@@ -461,7 +463,6 @@ class Poller:
             for group in self._groups.values():
                 if not group.sweeping and len(group.pending) >= SWEEP_MIN_TASKS:
                     next_time = min(next_time, group.next_sweep)
-            self._wakeup = anyio.Event()
             with anyio.move_on_after(max(next_time - anyio.current_time(), 0.0)):
                 await self._wakeup.wait()
 

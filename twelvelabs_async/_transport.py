@@ -607,7 +607,7 @@ class Transport:
 
 def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, list[IO[bytes]]]:
     """A fresh multipart body for each attempt (aiohttp consumes a ``FormData`` once)."""
-    form = aiohttp.FormData()
+    form = aiohttp.FormData(default_to_multipart=True)
     opened: list[IO[bytes]] = []
     for name, value in fields:
         if isinstance(value, str):

@@ -106,7 +106,12 @@ def _parse_rfc3339_ms(value: str, *, upper: bool) -> int:
     year, mon, day, hh, mm, ss, frac, tz = m.groups()
     try:
         dt = datetime(
-            int(year), int(mon), int(day), int(hh or 0), int(mm or 0), int(ss or 0),
+            int(year),
+            int(mon),
+            int(day),
+            int(hh or 0),
+            int(mm or 0),
+            int(ss or 0),
             tzinfo=timezone.utc,
         )
     except ValueError as exc:
@@ -371,11 +376,16 @@ class FakeApp:
                     )
                 else:
                     status = fault.status if fault.status is not None else 200
-                    body = fault.body if fault.body is not None else (
-                        default_error_body(status, nested=self._envelope_nested(
-                            method, template, status))
-                        if status >= 400
-                        else b'{"data":[],"page_info":{"page":1}}'
+                    body = (
+                        fault.body
+                        if fault.body is not None
+                        else (
+                            default_error_body(
+                                status, nested=self._envelope_nested(method, template, status)
+                            )
+                            if status >= 400
+                            else b'{"data":[],"page_info":{"page":1}}'
+                        )
                     )
                 _merge(headers, fault.headers)
                 return await self._truncated(request, status, body, headers), status
@@ -386,8 +396,12 @@ class FakeApp:
                 _merge(headers, fault.headers)
                 return self._response(status, body, headers), status
             status = fault.status if fault.status is not None else 503
-            body = fault.body if fault.body is not None else default_error_body(
-                status, nested=self._envelope_nested(method, template, status)
+            body = (
+                fault.body
+                if fault.body is not None
+                else default_error_body(
+                    status, nested=self._envelope_nested(method, template, status)
+                )
             )
             _merge(headers, fault.headers)
             return self._response(status, body, headers), status

@@ -102,6 +102,7 @@ class Payloads:
         "_v1_segments",
         "_v2_data",
         "clip_length",
+        "default_duration",
         "embedding_dim",
         "segments",
         "vectors",
@@ -117,6 +118,7 @@ class Payloads:
         self.embedding_dim = embedding_dim
         self.segments = segments
         self.clip_length = clip_length
+        self.default_duration = self.duration()
         rng = random.Random(seed)
         vectors: list[list[float]] = []
         for _ in range(segments):
@@ -143,21 +145,27 @@ class Payloads:
             start = float((i // n_opt) * self.clip_length)
             end = start + self.clip_length
             if v1:
-                yield option, {
-                    "float": vec,
-                    "start_offset_sec": start,
-                    "end_offset_sec": end,
-                    "embedding_option": option,
-                    "embedding_scope": "clip",
-                }
+                yield (
+                    option,
+                    {
+                        "float": vec,
+                        "start_offset_sec": start,
+                        "end_offset_sec": end,
+                        "embedding_option": option,
+                        "embedding_scope": "clip",
+                    },
+                )
             else:
-                yield option, {
-                    "embedding": vec,
-                    "embedding_option": option,
-                    "embedding_scope": "clip",
-                    "start_sec": start,
-                    "end_sec": end,
-                }
+                yield (
+                    option,
+                    {
+                        "embedding": vec,
+                        "embedding_option": option,
+                        "embedding_scope": "clip",
+                        "start_sec": start,
+                        "end_sec": end,
+                    },
+                )
 
     def duration(self, options: tuple[str, ...] = DEFAULT_EMBEDDING_OPTIONS) -> float:
         """Media duration implied by the segment layout."""
@@ -213,10 +221,10 @@ class Payloads:
 
     def v2_task(self, rec: TaskRecord) -> bytes:
         """Body of ``GET /embed-v2/tasks/{id}``."""
-        cache = rec.cache
+        cache: tuple[bytes, ...] | None = rec.cache
         if cache is not None:
             if len(cache) == 1:
-                return cache[0]  # type: ignore[no-any-return]
+                return cache[0]
             return b"".join((cache[0], self.v2_data(self._v2_options(rec)), cache[1]))
         status = rec.status
         head = (
@@ -252,8 +260,15 @@ class Payloads:
 
     def v1_metadata(self, rec: TaskRecord) -> dict[str, Any]:
         """``VideoEmbeddingMetadata`` of a v1 task (also used by the embed list items)."""
-        extra = rec.extra or {}
+        extra = rec.extra
         meta: dict[str, Any] = {}
+        if extra is None:  # fast path: a task added directly to the store
+            if rec.asset_id is None:
+                meta["input_url"] = rec.video_url or default_video_url(rec.id)
+            meta["video_clip_length"] = self.clip_length
+            meta["video_embedding_scope"] = ["clip"]
+            meta["duration"] = self.default_duration
+            return meta
         url = task_video_url(rec)
         filename = extra.get("input_filename")
         if filename is not None:
@@ -289,9 +304,9 @@ class Payloads:
 
     def v1_status(self, rec: TaskRecord) -> bytes:
         """Body of ``GET /embed/tasks/{id}/status``."""
-        cache = rec.cache
+        cache: tuple[bytes, bytes, bytes] | None = rec.cache
         if cache is not None:
-            return cache[0]  # type: ignore[no-any-return]
+            return cache[0]
         body = _encode(
             {
                 "_id": rec.id,
@@ -326,7 +341,7 @@ class Payloads:
         """Body of ``GET /embed/tasks/{id}`` (segments only when ready, filtered by option)."""
         if rec.cache is None and rec.final_at is not None:
             self.v1_status(rec)  # fills the cache: (status body, head, tail)
-        cache = rec.cache
+        cache: tuple[bytes, bytes, bytes] | None = rec.cache
         if cache is not None:
             head, tail = cache[1], cache[2]
         else:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ __all__ = ["FakeTwelveLabs"]
 DEFAULT_TEST_KEY = "test-key"
 
 _T = TypeVar("_T")
-PerIndex = _T | Callable[[int], _T]
+PerIndex: TypeAlias = _T | Callable[[int], _T]
 """A value, or a callable mapping a task's index (0-based) to the value."""
 
 
@@ -209,6 +209,7 @@ class FakeTwelveLabs:
     ) -> list[str]:
         """Create ``count`` tasks like :meth:`add_task`; each argument may be ``f(index)``."""
         add = self.store.add
+        now = self.clock()
         return [
             add(
                 kind,
@@ -222,6 +223,7 @@ class FakeTwelveLabs:
                 asset_id=_at(asset_id, i),
                 analysis_mode=_at(analysis_mode, i),
                 custom_id=_at(custom_id, i),
+                now=now,
             ).id
             for i in range(count)
         ]

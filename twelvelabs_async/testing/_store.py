@@ -55,14 +55,22 @@ DEFAULT_FAILURE_MESSAGES: Final[dict[str, str]] = {
 DEFAULT_CANCEL_MESSAGE: Final = "The analysis task was canceled by the user."
 
 
+_SECOND_PREFIXES: dict[int, str] = {}
+
+
 def format_ms(ms: int) -> str:
     """Format epoch milliseconds as RFC 3339 UTC with milliseconds and ``Z``."""
     sec, milli = divmod(ms, 1000)
-    t = time.gmtime(sec)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{milli:03d}Z"
-    )
+    prefix = _SECOND_PREFIXES.get(sec)
+    if prefix is None:
+        if len(_SECOND_PREFIXES) >= 4096:
+            _SECOND_PREFIXES.clear()
+        t = time.gmtime(sec)
+        prefix = _SECOND_PREFIXES[sec] = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        )
+    return f"{prefix}.{milli:03d}Z"
 
 
 @dataclass(slots=True, eq=False)
@@ -141,6 +149,7 @@ class TaskStore:
         "_by_kind",
         "_counter",
         "_due",
+        "_last_ms",
         "_order",
         "_query_cache",
         "_rand40",
@@ -174,6 +183,7 @@ class TaskStore:
         self._due: list[tuple[float, int, TaskRecord]] = []
         self._query_cache: dict[tuple[Any, ...], tuple[int, list[TaskRecord]]] = {}
         self._seq = 0
+        self._last_ms = 0
         self._counter = random.Random(seed).getrandbits(24)
         self._rand40 = random.Random(seed + 1).getrandbits(40)
 
@@ -200,18 +210,25 @@ class TaskStore:
         custom_id: str | None = None,
         extra: dict[str, Any] | None = None,
         task_id: str | None = None,
+        now: float | None = None,
     ) -> TaskRecord:
         """Create a task and return its record.
 
         If neither ``finish_after_polls`` nor ``finish_after_seconds`` is given,
         the store defaults apply (pass ``finish_after_seconds=math.inf`` for a
         task that never finishes on its own). ``status`` sets the initial status;
-        a final status creates the task already final.
+        a final status creates the task already final. ``now`` overrides the
+        creation clock time (default ``clock()``; batches share one value).
         """
         kind = _check_kind(kind)
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         if created_at is None:
             created_ms = int(time.time() * 1000)
+            if created_ms == self._last_ms:
+                created_ms = self._last_ms  # share one int object between tasks
+            else:
+                self._last_ms = created_ms
         else:
             if created_at.tzinfo is None:
                 created_at = created_at.replace(tzinfo=timezone.utc)
@@ -220,9 +237,8 @@ class TaskStore:
             finish_after_polls = self.default_finish_after_polls
             finish_after_seconds = self.default_finish_after_seconds
         fstatus = self.default_final_status if final_status is None else _check_final(final_status)
-        if status is not None:
-            initial = status
-        else:
+        initial = status
+        if initial is None:
             initial = "queued" if kind == "analyze" else "processing"
         tid = task_id if task_id is not None else self.new_id(created_ms)
         tasks = self._by_kind[kind]
