@@ -234,11 +234,9 @@ class Poller:
         self._closed = False
         self._task_group: anyio.abc.TaskGroup | None = None
         self._inner_scope: anyio.CancelScope | None = None
+        # Created on entry: a poller that is never entered holds no open streams.
         self._results_send: MemoryObjectSendStream[Outcome]
         self._results_recv: MemoryObjectReceiveStream[Outcome]
-        self._results_send, self._results_recv = anyio.create_memory_object_stream[Outcome](
-            math.inf
-        )
 
     def __repr__(self) -> str:
         return f"<Poller watched={len(self._watches)} pending={self._outstanding}>"
@@ -249,6 +247,9 @@ class Poller:
         if self._started:
             raise RuntimeError("A Poller can be entered only once")
         self._started = True
+        self._results_send, self._results_recv = anyio.create_memory_object_stream[Outcome](
+            math.inf
+        )
         self._start_schedules()
         self._transport.hooks.on_response.append(self._observe)
         self._task_group = anyio.create_task_group()
@@ -258,11 +259,12 @@ class Poller:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
         self._closed = True
-        if self._inner_scope is not None:
-            self._inner_scope.cancel()
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
         try:
-            assert self._task_group is not None
-            await self._task_group.__aexit__(exc_type, exc, tb)
+            # The caller's own exception is not handed to the task group, so it propagates
+            # as it is instead of inside an exception group.
+            await self._task_group.__aexit__(None, None, None)
         finally:
             if self._observe in self._transport.hooks.on_response:
                 self._transport.hooks.on_response.remove(self._observe)
@@ -602,6 +604,8 @@ class Poller:
             group.sweep_failures += 1
             logger.info("sweep of %s tasks failed: %s", group.kind, error)
             group.next_sweep = anyio.current_time() + self._schedule.delay(group.sweep_failures + 1)
+            # What the sweep could not see is checked task by task.
+            self._missed(members)
             return
         finally:
             group.sweeping = False
@@ -651,23 +655,28 @@ class Poller:
                     break
                 number += 1
         group.probe_skips = 0
-        changed = 0
         for watch in members:
-            if watch.done or watch.inflight:
-                continue
             if watch.task_id in seen:
                 watch.misses = 0
-                continue
-            watch.misses += 1
-            changed += 1
-            if watch.misses > SWEEP_MISSES_BEFORE_SOLO:
-                watch.mode = _Mode.SOLO  # the list never shows it: poll it on its own
-            self._schedule_check(watch, 0.0)
+        changed = self._missed([w for w in members if w.task_id not in seen])
         now = anyio.current_time()
         if group.last_sweep_at is not None:
             rate = changed / max(now - group.last_sweep_at, 1e-3)
             group.completion_rate = 0.5 * group.completion_rate + 0.5 * rate
         return requests
+
+    def _missed(self, watches: list[_Watch]) -> int:
+        """Retrieve, one by one, tasks that a sweep did not see among the non-final ones."""
+        count = 0
+        for watch in watches:
+            if watch.done or watch.inflight:
+                continue
+            watch.misses += 1
+            count += 1
+            if watch.misses > SWEEP_MISSES_BEFORE_SOLO:
+                watch.mode = _Mode.SOLO  # the list never shows it: poll it on its own
+            self._schedule_check(watch, 0.0)
+        return count
 
     def _read_sweep_page(self, group: _Group, items: list[Any], seen: set[str]) -> None:
         for item in items:

@@ -360,6 +360,10 @@ class Transport:
                 auto_decompress=True,
                 raise_for_status=False,
             )
+            # aiohttp silently re-sends an idempotent request once when a reused keep-alive
+            # connection drops; that hidden attempt would escape max_retries (and its count).
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
             self._session = session
         elif session.closed:
             raise ClientClosedError("The aiohttp session given to the TwelveLabs client is closed.")
@@ -477,7 +481,6 @@ class Transport:
             headers = {**headers, "Content-Type": "application/json"}
         elif call.form is not None:
             data, opened = _build_form(call.form)
-        sent = False
         try:
             async with session.request(
                 call.method,
@@ -488,7 +491,6 @@ class Transport:
                 timeout=self._client_timeout(call.timeout),
                 allow_redirects=False,
             ) as resp:
-                sent = True
                 status = resp.status
                 if 200 <= status < 300:
                     body = await self._read_body(resp, call)
@@ -507,7 +509,9 @@ class Transport:
         except TimeoutError as exc:
             self._fail(call, exc, may_retry=call.idempotent, timeout=True)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            self._fail(call, exc, may_retry=call.idempotent or not sent, timeout=False)
+            # Dropped or reset after the connection was made: the request may have been
+            # received (even before any response header), so only idempotent calls retry.
+            self._fail(call, exc, may_retry=call.idempotent, timeout=False)
         finally:
             for handle in opened:
                 handle.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import re
 import time
@@ -44,6 +45,7 @@ from ._store import DEFAULT_CANCEL_MESSAGE, TaskKind, TaskStore
 
 __all__ = ["FakeApp", "RequestRecord"]
 
+_log = logging.getLogger(__name__)
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -339,11 +341,16 @@ class FakeApp:
                 "method_not_allowed", f"Method {method} is not allowed here.", nested=False
             )
         task_id = None if enc_id is None else unquote(enc_id)
+        nested = (method, template) in _NESTED_ROUTES or template in _NESTED_TEMPLATES
         try:
             return await handler(request, task_id, now)
         except _ParamError as exc:
-            nested = (method, template) in _NESTED_ROUTES or template in _NESTED_TEMPLATES
             return 400, error_body("parameter_invalid", exc.message, nested=nested)
+        except Exception as exc:  # a bug in the fake must not look like a network fault
+            _log.exception("fake TwelveLabs server failed on %s %s", method, template)
+            return 500, error_body(
+                "internal_server_error", f"Fake server error: {type(exc).__name__}", nested=nested
+            )
 
     # ------------------------------------------------------------------ faults
 
@@ -520,7 +527,9 @@ class FakeApp:
         total = len(rows)
         start = (page - 1) * limit
         item = self.payloads.media_embedding_item
-        data = [item(rows[total - 1 - pos]) for pos in range(start, min(start + limit, total))]
+        shown = [rows[total - 1 - pos] for pos in range(start, min(start + limit, total))]
+        data = [item(rec) for rec in shown]
+        self.store.observe(shown, now)
         body = _encode(
             {
                 "data": data,
@@ -622,21 +631,24 @@ class FakeApp:
         fields: dict[str, list[str]] = {}
         filename: str | None = None
         has_file = False
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                await part.release()
-                continue
-            name = part.name or ""
-            if name == "video_file":
-                has_file = True
-                filename = part.filename or "video.mp4"
-                await part.release()  # discard the upload
-            else:
-                fields.setdefault(name, []).append(await part.text())
+        try:
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    await part.release()
+                    continue
+                name = part.name or ""
+                if name == "video_file":
+                    has_file = True
+                    filename = part.filename or "video.mp4"
+                    await part.release()  # discard the upload
+                else:
+                    fields.setdefault(name, []).append(await part.text())
+        except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+            raise _ParamError(f"Malformed multipart/form-data body: {exc}") from None
         model_name = (fields.get("model_name") or [""])[0]
         video_url = (fields.get("video_url") or [""])[0] or None
         if not model_name:
@@ -700,10 +712,9 @@ class FakeApp:
         total = len(rows)
         start = (page - 1) * limit
         build = self.payloads.analyze_dict
-        data = [
-            build(rows[total - 1 - pos], list_item=True)
-            for pos in range(start, min(start + limit, total))
-        ]
+        shown = [rows[total - 1 - pos] for pos in range(start, min(start + limit, total))]
+        data = [build(rec, list_item=True) for rec in shown]
+        self.store.observe(shown, now)
         page_info: dict[str, int] = {"page": page}
         if self.analyze_full_page_info:
             page_info = {

@@ -414,14 +414,13 @@ class Payloads:
         fmt_type = fmt.get("type") if isinstance(fmt, dict) else None
         mode = params.get("analysis_mode")
         if mode == "time_based_metadata" or fmt_type == "segment_definitions":
-            data = _encode(
-                {
-                    "scenes": [
-                        {"start_time": 0.0, "end_time": 12.5, "metadata": {}},
-                        {"start_time": 12.5, "end_time": 30.0, "metadata": {}},
-                    ]
-                }
-            ).decode()
+            defs = fmt.get("segment_definitions") if isinstance(fmt, dict) else None
+            ids = [d["id"] for d in defs or () if isinstance(d, dict) and "id" in d] or ["scenes"]
+            segments = [
+                {"start_time": 0.0, "end_time": 12.5, "metadata": {}},
+                {"start_time": 12.5, "end_time": 30.0, "metadata": {}},
+            ]
+            data = _encode({str(i): segments for i in ids}).decode()
         elif fmt_type == "json_schema":
             data = _encode({"summary": DEFAULT_ANALYSIS_TEXT}).decode()
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -91,6 +92,7 @@ class FakeTwelveLabs:
         )
         """The request-handling state (counters, log, rate window)."""
         self._runner: web.ServerRunner | None = None
+        self._server: web.Server | None = None
         self._port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -110,13 +112,27 @@ class FakeTwelveLabs:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._server = server
         return self
 
     async def close(self) -> None:
         """Stop the server and close every connection (idempotent)."""
         runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        server, self._server = self._server, None
+        if runner is None or server is None:
+            return
+        # Let accepts already under way complete first: asyncio (3.11) leaks the
+        # socket of a connection accepted just before its server closes.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await runner.cleanup()
+        # Connections that completed during the shutdown are not closed by aiohttp:
+        # let their handlers start, then close them.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        for handler in server.connections:
+            handler.force_close()
+        await asyncio.sleep(0)  # let the transports release their sockets
 
     async def __aenter__(self) -> FakeTwelveLabs:
         return await self.start()

@@ -7,8 +7,12 @@ time filters are a bisect. Status transitions are evaluated lazily:
 * time-based finishing (``finish_after_seconds``) is applied whenever a task is
   read, and a heap of due times lets a list request bring every task up to date
   in ``O(due)`` instead of ``O(n)``;
-* poll-based finishing (``finish_after_polls``) flips on the individual GET
-  (retrieve / status) that reaches the count.
+* poll-based finishing (``finish_after_polls``) counts every observation of the
+  task by the client: each individual GET (retrieve / status) and each list page
+  that shows it. A GET that reaches the count answers with the final status; a
+  list page that reaches it still shows the old status (it was built first), so
+  the next read sees the task final. A client that only lists (a sweeping
+  poller) therefore sees poll-based tasks finish too.
 
 ``final_at`` is the server clock time at which the task became final: the time
 of the flipping poll or of :meth:`TaskStore.set_status`, or the *scheduled*
@@ -78,9 +82,9 @@ class TaskRecord:
     """One task held by the fake server (mutable; the server owns it).
 
     Attributes mirror the wire task plus the knobs that drive its progression.
-    ``polls`` counts individual GET retrieve/status requests for this task (list
-    requests do not count). ``final_at`` is the server-clock time at which the
-    task became final (``None`` while it is not).
+    ``polls`` counts the client's observations of this task: individual GET
+    retrieve/status requests and list pages that show it. ``final_at`` is the
+    server-clock time at which the task became final (``None`` while it is not).
     """
 
     id: str
@@ -345,6 +349,16 @@ class TaskStore:
             rec.status = "processing"
             self.version += 1
         return rec
+
+    def observe(self, records: Sequence[TaskRecord], now: float) -> None:
+        """Count one list sighting of each record as a poll (after its page was built)."""
+        for rec in records:
+            if rec.final_at is not None:
+                continue
+            rec.polls += 1
+            fap = rec.finish_after_polls
+            if fap is not None and rec.polls >= fap:
+                self._finalize(rec, now)
 
     def catch_up(self, now: float) -> None:
         """Apply every time-based transition due at ``now`` (used before listing)."""

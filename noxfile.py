@@ -1,0 +1,51 @@
+"""Developer sessions: tests, lint, typecheck, bench and soak.
+
+Run ``nox -s tests`` (or ``lint``, ``typecheck``, ``bench``, ``soak``).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = ["3.11"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite against the built-in fake server."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check (with the ASYNC rules) and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test]", "mypy>=1.11")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the official SDK; writes benchmarks/results.md and results.json."""
+    session.install("-e", ".[bench,cli]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The long chaos soak (10,000 tasks under injected faults; bounded, loopback only)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-m", "soak", "--soak-scale=full", "-p", "no:cacheprovider", *session.posargs
+    )
