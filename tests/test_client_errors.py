@@ -128,15 +128,24 @@ async def test_status_error_retries_counted(client: AsyncTwelveLabs, fake: FakeT
 def _endpoints(ids: dict[str, str]) -> dict[str, tuple[str, Callable[[AsyncTwelveLabs], Any]]]:
     video = {"media_source": {"url": "https://x/y.mp4"}}
     return {
-        "v2-list": ("GET /v1.3/embed-v2/tasks", lambda c: c.embed.v2.tasks.list(max_retries=0).to_list()),
-        "v2-retrieve": (V2_TASK, lambda c: c.embed.v2.tasks.retrieve(ids["embed_v2"], max_retries=0)),
+        "v2-list": (
+            "GET /v1.3/embed-v2/tasks",
+            lambda c: c.embed.v2.tasks.list(max_retries=0).to_list(),
+        ),
+        "v2-retrieve": (
+            V2_TASK,
+            lambda c: c.embed.v2.tasks.retrieve(ids["embed_v2"], max_retries=0),
+        ),
         "v2-create": (
             "POST /v1.3/embed-v2/tasks",
             lambda c: c.embed.v2.tasks.create(
                 input_type="video", model_name="marengo3.0", video=video, max_retries=0
             ),
         ),
-        "v1-list": ("GET /v1.3/embed/tasks", lambda c: c.embed.v1.tasks.list(max_retries=0).to_list()),
+        "v1-list": (
+            "GET /v1.3/embed/tasks",
+            lambda c: c.embed.v1.tasks.list(max_retries=0).to_list(),
+        ),
         "v1-status": (
             "GET /v1.3/embed/tasks/{task_id}/status",
             lambda c: c.embed.v1.tasks.status(ids["embed_v1"], max_retries=0),
@@ -215,7 +224,9 @@ async def test_non_json_2xx_body_is_a_decode_error(
     assert fake.request_count(V2_TASK) == 1  # not retried
 
 
-async def test_long_body_excerpt_is_truncated(client: AsyncTwelveLabs, fake: FakeTwelveLabs) -> None:
+async def test_long_body_excerpt_is_truncated(
+    client: AsyncTwelveLabs, fake: FakeTwelveLabs
+) -> None:
     task_id = fake.add_task("analyze")
     fake.faults.push("GET /v1.3/analyze/tasks/{task_id}", not_json=True, body=b"x" * 5000)
     with pytest.raises(ResponseDecodeError) as info:

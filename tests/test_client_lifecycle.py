@@ -323,7 +323,9 @@ async def test_context_manager_returns_client_and_closes_on_error(
 async def test_user_session_is_used_and_not_closed(fake: FakeTwelveLabs) -> None:
     started: list[str] = []
 
-    async def on_request_start(session: Any, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+    async def on_request_start(
+        session: Any, ctx: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
         started.append(str(params.url))
 
     trace = aiohttp.TraceConfig()

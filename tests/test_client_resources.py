@@ -223,7 +223,9 @@ async def test_wait_not_found_after_confirmation(
     assert fake.request_count(V2_TASK) == 2
 
 
-async def test_wait_survives_transient_errors(client: AsyncTwelveLabs, fake: FakeTwelveLabs) -> None:
+async def test_wait_survives_transient_errors(
+    client: AsyncTwelveLabs, fake: FakeTwelveLabs
+) -> None:
     task_id = fake.add_task("embed_v2")
     fake.faults.push(V2_TASK, status=503, times=2)
     fake.faults.push(V2_TASK, not_json=True)
@@ -330,12 +332,12 @@ async def test_v1_create_with_bytes(client: AsyncTwelveLabs, fake: FakeTwelveLab
 async def test_v1_create_with_path(
     client: AsyncTwelveLabs, fake: FakeTwelveLabs, tmp_path: Path
 ) -> None:
-    video = tmp_path / "holiday clip.mp4"
+    video = tmp_path / "holiday_clip-01.mp4"
     video.write_bytes(b"\x00\x01" * 500)
     created = await client.embed.v1.tasks.create(model_name="marengo3.0", video_file=video)
     record = fake.task("embed_v1", created.id or "")
     assert record.extra is not None
-    assert record.extra["input_filename"] == "holiday clip.mp4"
+    assert record.extra["input_filename"] == "holiday_clip-01.mp4"
 
 
 async def test_v1_create_needs_a_source(client: AsyncTwelveLabs, fake: FakeTwelveLabs) -> None:
@@ -484,27 +486,58 @@ async def test_analyze_wait_failed(client: AsyncTwelveLabs, fake: FakeTwelveLabs
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda c, ids, o: c.embed.v2.tasks.list(request_options=o).to_list(), id="v2-list"),
-        pytest.param(lambda c, ids, o: c.embed.v2.tasks.retrieve(ids["embed_v2"], request_options=o), id="v2-retrieve"),
-        pytest.param(lambda c, ids, o: c.embed.v1.tasks.status(ids["embed_v1"], request_options=o), id="v1-status"),
-        pytest.param(lambda c, ids, o: c.embed.v1.tasks.retrieve(ids["embed_v1"], request_options=o), id="v1-retrieve"),
-        pytest.param(lambda c, ids, o: c.embed.v1.tasks.list(request_options=o).to_list(), id="v1-list"),
-        pytest.param(lambda c, ids, o: c.analyze.tasks.list(request_options=o).to_list(), id="analyze-list"),
-        pytest.param(lambda c, ids, o: c.analyze.tasks.retrieve(ids["analyze"], request_options=o), id="analyze-retrieve"),
-        pytest.param(lambda c, ids, o: c.analyze.tasks.cancel(ids["analyze"], request_options=o), id="analyze-cancel"),
-        pytest.param(lambda c, ids, o: c.analyze.tasks.delete(ids["analyze"], request_options=o), id="analyze-delete"),
         pytest.param(
-            lambda c, ids, o: c.analyze.tasks.create(video={"type": "url", "url": "u"}, request_options=o),
+            lambda c, ids, o: c.embed.v2.tasks.list(request_options=o).to_list(), id="v2-list"
+        ),
+        pytest.param(
+            lambda c, ids, o: c.embed.v2.tasks.retrieve(ids["embed_v2"], request_options=o),
+            id="v2-retrieve",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.embed.v1.tasks.status(ids["embed_v1"], request_options=o),
+            id="v1-status",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.embed.v1.tasks.retrieve(ids["embed_v1"], request_options=o),
+            id="v1-retrieve",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.embed.v1.tasks.list(request_options=o).to_list(), id="v1-list"
+        ),
+        pytest.param(
+            lambda c, ids, o: c.analyze.tasks.list(request_options=o).to_list(), id="analyze-list"
+        ),
+        pytest.param(
+            lambda c, ids, o: c.analyze.tasks.retrieve(ids["analyze"], request_options=o),
+            id="analyze-retrieve",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.analyze.tasks.cancel(ids["analyze"], request_options=o),
+            id="analyze-cancel",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.analyze.tasks.delete(ids["analyze"], request_options=o),
+            id="analyze-delete",
+        ),
+        pytest.param(
+            lambda c, ids, o: c.analyze.tasks.create(
+                video={"type": "url", "url": "u"}, request_options=o
+            ),
             id="analyze-create",
         ),
         pytest.param(
             lambda c, ids, o: c.embed.v2.tasks.create(
-                input_type="video", model_name="marengo3.0", video={"media_source": {"url": "u"}}, request_options=o
+                input_type="video",
+                model_name="marengo3.0",
+                video={"media_source": {"url": "u"}},
+                request_options=o,
             ),
             id="v2-create",
         ),
         pytest.param(
-            lambda c, ids, o: c.embed.v1.tasks.create(model_name="marengo3.0", video_url="u", request_options=o),
+            lambda c, ids, o: c.embed.v1.tasks.create(
+                model_name="marengo3.0", video_url="u", request_options=o
+            ),
             id="v1-create",
         ),
     ],
@@ -513,9 +546,9 @@ async def test_request_options_accepted(
     client: AsyncTwelveLabs, fake: FakeTwelveLabs, call: Any
 ) -> None:
     ids = {kind: fake.add_task(kind) for kind in ("embed_v2", "embed_v1", "analyze")}
-    fake.faults.push("*", delay=0.2)
+    fake.faults.push("*", delay=0.1)
     with pytest.raises(APITimeoutError) as info:
-        await call(client, ids, {"timeout_in_seconds": 0.05, "max_retries": 0})
+        await call(client, ids, {"timeout_in_seconds": 0.02, "max_retries": 0})
     assert info.value.retries == 0
     assert fake.request_count() == 1
     fake.faults.push("*", status=429, times=5)  # retried by every method

@@ -121,7 +121,10 @@ async def test_timeout_on_get_is_retried(client: AsyncTwelveLabs, fake: FakeTwel
     [
         (V2_LIST, lambda c, ids: c.embed.v2.tasks.list().to_list()),
         (V1_STATUS, lambda c, ids: c.embed.v1.tasks.status(ids["embed_v1"])),
-        ("GET /v1.3/embed/tasks/{task_id}", lambda c, ids: c.embed.v1.tasks.retrieve(ids["embed_v1"])),
+        (
+            "GET /v1.3/embed/tasks/{task_id}",
+            lambda c, ids: c.embed.v1.tasks.retrieve(ids["embed_v1"]),
+        ),
         ("GET /v1.3/embed/tasks", lambda c, ids: c.embed.v1.tasks.list().to_list()),
         (AN_LIST, lambda c, ids: c.analyze.tasks.list().to_list()),
         (AN_TASK, lambda c, ids: c.analyze.tasks.retrieve(ids["analyze"])),
@@ -358,7 +361,9 @@ async def test_retried_analyze_create_makes_exactly_one_task(
     assert [t.id for t in tasks] == [created.task_id]
 
 
-async def test_embed_v2_create_retried_on_429(client: AsyncTwelveLabs, fake: FakeTwelveLabs) -> None:
+async def test_embed_v2_create_retried_on_429(
+    client: AsyncTwelveLabs, fake: FakeTwelveLabs
+) -> None:
     fake.faults.push(V2_CREATE, status=429, times=2)
     created = await create_v2(client)
     assert fake.request_count(V2_CREATE) == 3
@@ -492,7 +497,9 @@ async def test_retry_after_http_date_honoured(
 
 
 @pytest.mark.usefixtures("real_waits")
-async def test_retry_after_ms_honoured(fake: FakeTwelveLabs, caplog: pytest.LogCaptureFixture) -> None:
+async def test_retry_after_ms_honoured(
+    fake: FakeTwelveLabs, caplog: pytest.LogCaptureFixture
+) -> None:
     task_id = fake.add_task("analyze")
     fake.faults.push(AN_TASK, status=429, headers={"retry-after-ms": "200", "Retry-After": "60"})
     caplog.set_level(logging.WARNING, logger="twelvelabs_async")
@@ -544,7 +551,9 @@ async def test_x_ratelimit_reset_ignored_for_5xx(
 
 
 @pytest.mark.usefixtures("real_waits")
-async def test_long_retry_after_is_capped(fake: FakeTwelveLabs, caplog: pytest.LogCaptureFixture) -> None:
+async def test_long_retry_after_is_capped(
+    fake: FakeTwelveLabs, caplog: pytest.LogCaptureFixture
+) -> None:
     task_id = fake.add_task("embed_v2")
     fake.faults.push(V2_TASK, status=503, headers={"Retry-After": "3600"})
     caplog.set_level(logging.WARNING, logger="twelvelabs_async")

@@ -121,6 +121,50 @@ async def test_unknown_status_is_not_final_and_logged_once(
     assert sum("warming_up" in r.getMessage() for r in caplog.records) == 1
 
 
+async def test_thousands_of_mixed_tasks_finish_at_random_times(fake: FakeTwelveLabs) -> None:
+    rng = random.Random(11)
+    expected: dict[str, tuple[str, str]] = {}
+    for kind, finals in (
+        ("embed_v2", ("ready", "failed")),
+        ("embed_v1", ("ready", "failed")),
+        ("analyze", ("ready", "failed", "canceled")),
+    ):
+        finish = [rng.uniform(0.05, 2.0) for _ in range(1000)]
+        status = [rng.choice(finals) for _ in range(1000)]
+        ids = fake.add_tasks(
+            kind,  # type: ignore[arg-type]
+            1000,
+            finish_after_seconds=lambda i, f=finish: f[i],  # type: ignore[misc]
+            final_status=lambda i, s=status: s[i],  # type: ignore[misc]
+        )
+        expected.update({t: (kind, status[i]) for i, t in enumerate(ids)})
+    fake.reset_counters()
+    delivered: list[Outcome] = []
+    async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
+        with anyio.fail_after(60):
+            async with client.poller(
+                max_concurrency=32, poll_interval=0.05, max_poll_interval=0.5
+            ) as poller:
+                for kind in RETRIEVE:
+                    resource = {
+                        "embed_v2": client.embed.v2.tasks,
+                        "embed_v1": client.embed.v1.tasks,
+                        "analyze": client.analyze.tasks,
+                    }[kind]
+                    poller.add(resource, [t for t, (k, _) in expected.items() if k == kind])
+                async for outcome in poller.as_completed():
+                    delivered.append(outcome)
+    assert len(delivered) == len(expected) == 3000
+    assert len({o.task_id for o in delivered}) == 3000
+    for outcome in delivered:
+        kind, status = expected[outcome.task_id]
+        assert (outcome.kind, outcome.status) == (kind, status)
+        assert fake.task(kind, outcome.task_id).status == status  # type: ignore[arg-type]
+    # Batched sweeps: far fewer requests than one retrieve per task per interval. (v1 tasks
+    # cost one extra request each: the light status check, then the full record.)
+    assert fake.requests_total <= 1.3 * 3000 + 1000
+
+
 # --- deadlines, 404, 401, transient errors --------------------------------------------------
 
 

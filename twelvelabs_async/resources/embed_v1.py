@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any, ClassVar
+
+import anyio
 
 from .._config import Timeout
 from .._decode import decode
@@ -77,6 +79,8 @@ class EmbedV1Tasks(TaskResource[EmbedV1Task, MediaEmbeddingTask, EmbedV1TaskStat
     ) -> EmbedV1Task:
         """The task with its embedding segments (call once the status is ``ready``);
         ``embedding_option`` keeps only the given kinds (``visual``, ``audio``, ...)."""
+        if isinstance(embedding_option, str):
+            embedding_option = [embedding_option]
         params = [("embedding_option", option) for option in embedding_option or ()]
         task: EmbedV1Task = await self._get(
             EmbedV1Task,
@@ -85,6 +89,28 @@ class EmbedV1Tasks(TaskResource[EmbedV1Task, MediaEmbeddingTask, EmbedV1TaskStat
             params=params or None,
         )
         return task
+
+    async def wait_for_done(
+        self,
+        task_id: str,
+        *,
+        sleep_interval: float = 5.0,
+        callback: Callable[[EmbedV1TaskStatus], Awaitable[None]] | None = None,
+        request_options: Mapping[str, Any] | None = None,
+    ) -> EmbedV1TaskStatus:
+        """The official SDK's helper, for code moving over unchanged: check the status every
+        ``sleep_interval`` seconds, await ``callback`` with each status (the first and the
+        final one included) and return the final status. Errors are raised, never swallowed.
+        Prefer :meth:`wait`, which has a deadline and a growing interval."""
+        if sleep_interval <= 0:
+            raise ValueError("sleep_interval must be positive")
+        while True:
+            status = await self.status(task_id, request_options=request_options)
+            if callback is not None:
+                await callback(status)
+            if status.is_final:
+                return status
+            await anyio.sleep(sleep_interval)
 
     async def check(self, task_id: str, options: RequestOptions | None = None) -> EmbedV1TaskStatus:
         """One status check through ``GET /embed/tasks/{task_id}/status``."""

@@ -1,0 +1,791 @@
+"""Runs the scenarios, alternating clients run by run, and writes results.md / results.json."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import operator
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._clients import sdk_available
+from ._proc import FakeServer, child_env, run_worker
+from ._report import render_markdown
+from ._stats import median, ratio, summarize_runs
+
+HERE = Path(__file__).resolve().parent
+
+RETRIEVE_METRICS = (
+    "wall_s",
+    "cpu_s",
+    "cpu_per_req_us",
+    "throughput_rps",
+    "rss_peak_mb",
+    "server_requests",
+    "server_cpu_util",
+)
+LIST_METRICS = ("wall_s", "cpu_s", "rss_peak_mb", "server_requests", "server_cpu_util", "items")
+
+
+@dataclass
+class Config:
+    """Sizes of one benchmark run (full or ``--quick``)."""
+
+    quick: bool
+    runs: int
+    warmup: int
+    clients: list[str]
+    a_tasks: int = 1000
+    a_rounds: int = 4
+    a_concurrency: int = 64
+    b_tasks: int = 250
+    b_sdk_tasks: int = 8
+    b_rounds: int = 4
+    b_concurrency: int = 64
+    b_segments: int = 60
+    b_dim: int = 1024
+    c_tasks: int = 5000
+    c_page_limit: int = 50
+    c_io_per_page: float = 0.001
+    d_iterations: dict[str, int] = field(
+        default_factory=lambda: {"ours": 200, "raw": 200, "sdk": 5}
+    )
+    e_repeats: int = 21
+    e_sdk_repeats: int = 11
+    f_sizes: list[int] = field(default_factory=lambda: [200, 2000, 20000])
+    f_scale: float = 1 / 30
+    f_fixed_sample: int = 200
+    g_ids: int = 100_000
+    g_duration: float = 9.0
+    g_poll_interval: float = 0.2
+    g_max_poll_interval: float = 1.0
+
+    @classmethod
+    def full(cls, clients: list[str], runs: int, warmup: int) -> Config:
+        return cls(quick=False, runs=runs, warmup=warmup, clients=clients)
+
+    @classmethod
+    def tiny(cls, clients: list[str]) -> Config:
+        return cls(
+            quick=True,
+            runs=1,
+            warmup=0,
+            clients=clients,
+            a_tasks=40,
+            a_rounds=2,
+            a_concurrency=8,
+            b_tasks=4,
+            b_sdk_tasks=2,
+            b_rounds=2,
+            b_concurrency=4,
+            b_segments=4,
+            b_dim=64,
+            c_tasks=120,
+            c_page_limit=50,
+            d_iterations={"ours": 5, "raw": 5, "sdk": 1},
+            e_repeats=2,
+            e_sdk_repeats=1,
+            f_sizes=[30],
+            f_scale=1 / 300,
+            f_fixed_sample=10,
+            g_ids=600,
+            g_duration=1.5,
+            g_poll_interval=0.1,
+            g_max_poll_interval=0.3,
+        )
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return None
+
+
+def _order(clients: list[str], round_no: int) -> list[str]:
+    """Rotate the client order every round, so no client always runs first or last."""
+    k = round_no % len(clients)
+    return clients[k:] + clients[:k]
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+
+
+def _target(tid: str, text: str, value: float | None, op: str, threshold: float) -> dict[str, Any]:
+    met = None if value is None else bool(_OPS[op](value, threshold))
+    return {"id": tid, "text": text, "value": value, "op": op, "threshold": threshold, "met": met}
+
+
+def _med(scn: dict[str, Any], client: str, metric: str) -> float | None:
+    entry = scn["clients"].get(client)
+    if not entry:
+        return None
+    stats = entry["summary"].get(metric)
+    return None if not stats else float(stats["median"])
+
+
+# --- a, b: retrieves --------------------------------------------------------------------------
+
+
+def _retrieve_runs(
+    cfg: Config,
+    server: FakeServer,
+    ids_by_client: dict[str, list[str]],
+    *,
+    rounds: int,
+    concurrency: int,
+    expect: str,
+    warm: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in cfg.clients}
+    for round_no in range(cfg.warmup + cfg.runs):
+        for client in _order(cfg.clients, round_no):
+            ids = ids_by_client[client]
+            spec = {
+                "mode": "retrieve",
+                "client": client,
+                "base_url": server.base_url,
+                "ids": ids,
+                "rounds": rounds,
+                "concurrency": min(concurrency, len(ids)),
+                "expect": expect,
+                "warm": (warm or {}).get(client, concurrency),
+            }
+            res = run_worker(spec, server)
+            res["cpu_per_req_us"] = 1e6 * res["cpu_s"] / res["requests"]
+            res["throughput_rps"] = res["requests"] / res["wall_s"]
+            res["rss_peak_mb"] = res["rss_peak_b"] / 2**20
+            res["server_cpu_util"] = res["server_cpu_s"] / res["wall_s"]
+            label = "warm-up" if round_no < cfg.warmup else f"run {round_no - cfg.warmup + 1}"
+            _log(
+                f"  {client:4s} {label}: wall {res['wall_s']:.3f}s cpu {res['cpu_s']:.3f}s "
+                f"({res['cpu_per_req_us']:.0f} us/req) requests {res['server_requests']}"
+            )
+            if round_no >= cfg.warmup:
+                runs[client].append(res)
+    return {
+        c: {"runs": r, "summary": summarize_runs(r, RETRIEVE_METRICS)} for c, r in runs.items()
+    }
+
+
+def scenario_a(cfg: Config) -> dict[str, Any]:
+    n, rounds, conc = cfg.a_tasks, cfg.a_rounds, cfg.a_concurrency
+    with FakeServer() as server:
+        ids = server.seed(n, finish_after_seconds="inf")
+        clients = _retrieve_runs(
+            cfg,
+            server,
+            dict.fromkeys(cfg.clients, ids),
+            rounds=rounds,
+            concurrency=conc,
+            expect="processing",
+        )
+    scn: dict[str, Any] = {
+        "title": "a. Poll embed-v2 tasks, small bodies (status processing)",
+        "params": {"tasks": n, "retrieves_per_task": rounds, "concurrency": conc},
+        "clients": clients,
+        "notes": [],
+    }
+    sdk_cpu, ours_cpu = _med(scn, "sdk", "cpu_s"), _med(scn, "ours", "cpu_s")
+    ours_tp, raw_tp = _med(scn, "ours", "throughput_rps"), _med(scn, "raw", "throughput_rps")
+    scn["ratios"] = {
+        "sdk_cpu / ours_cpu": ratio(sdk_cpu, ours_cpu),
+        "ours_throughput / raw_throughput": ratio(ours_tp, raw_tp),
+        "ours_cpu / raw_cpu": ratio(ours_cpu, _med(scn, "raw", "cpu_s")),
+        "sdk_wall / ours_wall": ratio(_med(scn, "sdk", "wall_s"), _med(scn, "ours", "wall_s")),
+    }
+    scn["targets"] = [
+        _target("a1", "client CPU: SDK / ours", scn["ratios"]["sdk_cpu / ours_cpu"], ">=", 20),
+        _target(
+            "a2",
+            "request throughput: ours / raw loop",
+            scn["ratios"]["ours_throughput / raw_throughput"],
+            ">=",
+            0.85,
+        ),
+    ]
+    return scn
+
+
+def scenario_b(cfg: Config) -> dict[str, Any]:
+    rounds, conc = cfg.b_rounds, cfg.b_concurrency
+    with FakeServer(segments=cfg.b_segments, embedding_dim=cfg.b_dim) as server:
+        ids = server.seed(cfg.b_tasks, status="ready")
+        ids_by_client = {c: ids for c in cfg.clients}
+        if "sdk" in ids_by_client:
+            ids_by_client["sdk"] = ids[: cfg.b_sdk_tasks]
+        clients = _retrieve_runs(
+            cfg,
+            server,
+            ids_by_client,
+            rounds=rounds,
+            concurrency=conc,
+            expect="ready",
+            warm={"sdk": 1},
+        )
+    scn: dict[str, Any] = {
+        "title": f"b. Poll embed-v2 tasks, ready bodies ({cfg.b_segments} x {cfg.b_dim} floats)",
+        "params": {
+            "tasks": cfg.b_tasks,
+            "sdk_tasks": cfg.b_sdk_tasks,
+            "retrieves_per_task": rounds,
+            "concurrency": f"min({conc}, tasks)",
+            "segments": cfg.b_segments,
+            "embedding_dim": cfg.b_dim,
+        },
+        "clients": clients,
+        "notes": [
+            f"The official SDK spends ~0.3 s of CPU per ready body, so it runs "
+            f"{cfg.b_sdk_tasks} tasks x {rounds} retrieves per run instead of "
+            f"{cfg.b_tasks} x {rounds} (1,000 x 4 would take ~20 minutes per SDK run); "
+            "its ratio is taken per request (CPU per request).",
+        ],
+    }
+    sdk_r, ours_r = _med(scn, "sdk", "cpu_per_req_us"), _med(scn, "ours", "cpu_per_req_us")
+    raw_r = _med(scn, "raw", "cpu_per_req_us")
+    scn["ratios"] = {
+        "sdk_cpu_per_req / ours_cpu_per_req": ratio(sdk_r, ours_r),
+        "ours_cpu / raw_cpu": ratio(ours_r, raw_r),
+        "ours_throughput / raw_throughput": ratio(
+            _med(scn, "ours", "throughput_rps"), _med(scn, "raw", "throughput_rps")
+        ),
+    }
+    scn["targets"] = [
+        _target(
+            "b1",
+            "client CPU per request: SDK / ours",
+            scn["ratios"]["sdk_cpu_per_req / ours_cpu_per_req"],
+            ">=",
+            50,
+        ),
+        _target("b2", "client CPU: ours / raw loop", scn["ratios"]["ours_cpu / raw_cpu"], "<=", 1.15),
+    ]
+    return scn
+
+
+# --- c: listing -------------------------------------------------------------------------------
+
+
+def _list_runs(cfg: Config, server: FakeServer, io: float, expect: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in cfg.clients}
+    for round_no in range(cfg.warmup + cfg.runs):
+        for client in _order(cfg.clients, round_no):
+            spec = {
+                "mode": "list",
+                "client": client,
+                "base_url": server.base_url,
+                "page_limit": cfg.c_page_limit,
+                "io_per_page": io,
+            }
+            res = run_worker(spec, server)
+            res["rss_peak_mb"] = res["rss_peak_b"] / 2**20
+            res["server_cpu_util"] = res["server_cpu_s"] / res["wall_s"]
+            if res["items"] != expect:
+                raise RuntimeError(f"{client} listed {res['items']} tasks, expected {expect}")
+            label = "warm-up" if round_no < cfg.warmup else f"run {round_no - cfg.warmup + 1}"
+            _log(
+                f"  {client:4s} {label}: wall {res['wall_s']:.3f}s cpu {res['cpu_s']:.3f}s "
+                f"requests {res['server_requests']}"
+            )
+            if round_no >= cfg.warmup:
+                runs[client].append(res)
+    return {c: {"runs": r, "summary": summarize_runs(r, LIST_METRICS)} for c, r in runs.items()}
+
+
+def scenario_c(cfg: Config) -> dict[str, Any]:
+    n, limit = cfg.c_tasks, cfg.c_page_limit
+    pages = -(-n // limit)
+    with FakeServer() as server:
+        server.seed(n, finish_after_seconds="inf")
+        _log(" c: consumer does nothing between items")
+        bare = _list_runs(cfg, server, 0.0, n)
+        _log(f" c: consumer awaits {cfg.c_io_per_page * 1000:g} ms of I/O per page")
+        io = _list_runs(cfg, server, cfg.c_io_per_page, n)
+    scn: dict[str, Any] = {
+        "title": f"c. List {n:,} embed-v2 tasks, page_limit={limit}",
+        "params": {"tasks": n, "page_limit": limit, "pages": pages,
+                   "io_per_page_s": cfg.c_io_per_page},  # fmt: skip
+        "clients": bare,
+        "variants": {"io": io},
+        "notes": [
+            "Two consumers: one that only collects the ids (no await between items), and one "
+            f"that awaits {cfg.c_io_per_page * 1000:g} ms of downstream I/O per page "
+            "(e.g. writing the page to a database). The raw loop is sequential: it requests a "
+            "page only after handling the previous one. Our paginator starts the next page "
+            "when it hands a page out, but that request can only go out once the consumer "
+            "awaits something, so the prefetch pays off with the second consumer.",
+        ],
+    }
+    io_scn = {"clients": io}
+    scn["ratios"] = {
+        "sdk_wall / ours_wall": ratio(_med(scn, "sdk", "wall_s"), _med(scn, "ours", "wall_s")),
+        "raw_wall / ours_wall": ratio(_med(scn, "raw", "wall_s"), _med(scn, "ours", "wall_s")),
+        "sdk_cpu / ours_cpu": ratio(_med(scn, "sdk", "cpu_s"), _med(scn, "ours", "cpu_s")),
+        "io: sdk_wall / ours_wall": ratio(
+            _med(io_scn, "sdk", "wall_s"), _med(io_scn, "ours", "wall_s")
+        ),
+        "io: raw_wall / ours_wall": ratio(
+            _med(io_scn, "raw", "wall_s"), _med(io_scn, "ours", "wall_s")
+        ),
+    }
+    ours_requests = _med(scn, "ours", "server_requests")
+    scn["targets"] = [
+        _target("c1", "wall time: SDK / ours", scn["ratios"]["sdk_wall / ours_wall"], ">=", 30),
+        _target(
+            "c2",
+            "wall time: sequential raw loop / ours (consumer with per-page I/O)",
+            scn["ratios"]["io: raw_wall / ours_wall"],
+            ">",
+            1.0,
+        ),
+        _target(
+            "c2b",
+            "wall time: sequential raw loop / ours (bare consumer; informational)",
+            scn["ratios"]["raw_wall / ours_wall"],
+            ">",
+            1.0,
+        ),
+        _target("c3", "requests sent by ours", ours_requests, "==", pages),
+    ]
+    return scn
+
+
+# --- d: decoding ------------------------------------------------------------------------------
+
+
+def scenario_d(cfg: Config) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in cfg.clients}
+    with FakeServer(segments=cfg.b_segments, embedding_dim=cfg.b_dim) as server:
+        (task_id,) = server.seed(1, status="ready")
+        for round_no in range(cfg.warmup + cfg.runs):
+            for client in _order(cfg.clients, round_no):
+                spec = {
+                    "mode": "decode",
+                    "client": client,
+                    "base_url": server.base_url,
+                    "task_id": task_id,
+                    "iterations": cfg.d_iterations[client],
+                }
+                res = run_worker(spec)
+                res["decode_ms"] = res["decode_s"] * 1000
+                res["cpu_per_decode_ms"] = res["cpu_per_decode_s"] * 1000
+                for part in ("json_loads_s", "parse_obj_as_s"):
+                    if part in res:
+                        res[part.replace("_s", "_ms")] = res[part] * 1000
+                _log(f"  {client:4s} round {round_no + 1}: {res['decode_ms']:.2f} ms per body")
+                if round_no >= cfg.warmup:
+                    runs[client].append(res)
+    metrics = ("decode_ms", "cpu_per_decode_ms", "json_loads_ms", "parse_obj_as_ms")
+    clients = {c: {"runs": r, "summary": summarize_runs(r, metrics)} for c, r in runs.items()}
+    first = next(iter(next(iter(runs.values()))), {})
+    scn: dict[str, Any] = {
+        "title": f"d. Decode one ready body ({cfg.b_segments} x {cfg.b_dim} floats)",
+        "params": {
+            "body_bytes": first.get("body_bytes"),
+            "floats": first.get("floats"),
+            "iterations_per_process": cfg.d_iterations,
+        },
+        "clients": clients,
+        "notes": [
+            "ours: twelvelabs_async._decode.decode(EmbeddingTask, response), exactly what "
+            "retrieve() runs on a body. raw: msgspec.json.Decoder(same-shaped struct). sdk: "
+            "json.loads(body) (httpx's Response.json()) + core.pydantic_utilities.parse_obj_as("
+            "EmbeddingTaskResponse, ...), exactly what embed.v_2.tasks.retrieve runs "
+            "(embed/v_2/tasks/raw_client.py); the SDK's time includes json.loads.",
+        ],
+    }
+    scn["ratios"] = {
+        "sdk / ours": ratio(_med(scn, "sdk", "decode_ms"), _med(scn, "ours", "decode_ms")),
+        "ours / raw": ratio(_med(scn, "ours", "decode_ms"), _med(scn, "raw", "decode_ms")),
+    }
+    scn["targets"] = [
+        _target("d1", "decode time: SDK / ours", scn["ratios"]["sdk / ours"], ">=", 100)
+    ]
+    return scn
+
+
+# --- e: import time ---------------------------------------------------------------------------
+
+
+IMPORTS = {
+    "bare": "pass",
+    "deps": "import aiohttp, msgspec, anyio, backoff",
+    "ours": "import twelvelabs_async",
+    "sdk": "import twelvelabs",
+}
+IMPORT_ROOTS = {
+    "deps": ("aiohttp", "msgspec", "anyio", "backoff"),
+    "ours": ("twelvelabs_async",),
+    "sdk": ("twelvelabs",),
+}
+
+
+def _importtime_ms(code: str, roots: tuple[str, ...], env: dict[str, str]) -> float:
+    """Sum of the cumulative ``-X importtime`` figures of the top-level ``roots``."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total = 0
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].strip() in roots and not parts[2][1:].startswith(" "):
+            total += int(parts[1])
+    return total / 1000.0
+
+
+def scenario_e(cfg: Config) -> dict[str, Any]:
+    names = ["bare", "deps", "ours"] + (["sdk"] if "sdk" in cfg.clients else [])
+    cache = tempfile.mkdtemp(prefix="bench-pyc-")
+    env = child_env(PYTHONPYCACHEPREFIX=cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    importtime: dict[str, list[float]] = {n: [] for n in names if n != "bare"}
+    try:
+        for name in names:  # compile every module once, into the private cache
+            for _ in range(2):
+                subprocess.run([sys.executable, "-c", IMPORTS[name]], env=env, check=True)
+        repeats = cfg.e_repeats
+        for i in range(repeats):
+            for name in _order(names, i):
+                if name == "sdk" and i >= cfg.e_sdk_repeats:
+                    continue
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-c", IMPORTS[name]], env=env, check=True)
+                walls[name].append(time.perf_counter() - t0)
+                if name != "bare" and i < max(3, cfg.e_sdk_repeats):
+                    importtime[name].append(_importtime_ms(IMPORTS[name], IMPORT_ROOTS[name], env))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    bare = median(walls["bare"])
+    clients: dict[str, Any] = {}
+    for name in names:
+        runs = [{"process_ms": w * 1000, "net_ms": (w - bare) * 1000} for w in walls[name]]
+        for run, value in zip(runs, importtime.get(name, []), strict=False):
+            run["importtime_ms"] = value
+        clients[name] = {
+            "runs": runs,
+            "summary": summarize_runs(runs, ("process_ms", "net_ms", "importtime_ms")),
+        }
+    scn: dict[str, Any] = {
+        "title": "e. Import time (fresh interpreter)",
+        "params": {
+            "repeats": cfg.e_repeats,
+            "sdk_repeats": cfg.e_sdk_repeats,
+            "commands": {n: IMPORTS[n] for n in names},
+        },
+        "clients": clients,
+        "notes": [
+            "net_ms = median wall time of `python -c '<import>'` minus the median of "
+            "`python -c pass`; importtime_ms = the cumulative `-X importtime` figure of the "
+            "top-level package(s). Bytecode is compiled first into a private "
+            "PYTHONPYCACHEPREFIX, so every package is timed from .pyc files alike.",
+        ],
+    }
+    ours, deps, sdk = (_med(scn, n, "net_ms") for n in ("ours", "deps", "sdk"))
+    scn["ratios"] = {
+        "ours / deps": ratio(ours, deps),
+        "sdk / ours": ratio(sdk, ours),
+        "importtime: ours / deps": ratio(
+            _med(scn, "ours", "importtime_ms"), _med(scn, "deps", "importtime_ms")
+        ),
+        "importtime: sdk / ours": ratio(
+            _med(scn, "sdk", "importtime_ms"), _med(scn, "ours", "importtime_ms")
+        ),
+    }
+    scn["targets"] = [
+        _target("e1", "import time: ours / (aiohttp+msgspec+anyio+backoff)",
+                scn["ratios"]["ours / deps"], "<=", 1.2),  # fmt: skip
+        _target("e2", "import time: twelvelabs / ours", scn["ratios"]["sdk / ours"], ">=", 3),
+    ]
+    return scn
+
+
+# --- f: the poller end to end -----------------------------------------------------------------
+
+
+def _finish_spec(cfg: Config, n: int, mode: str) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "tasks": n,
+        "scale": cfg.f_scale,
+        "finish_min": 30.0,
+        "finish_max": 600.0,
+        "fixed_interval": 5.0,
+        "seed": 1,
+    }
+
+
+def scenario_f(cfg: Config) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    metrics = ("requests_per_task", "delay_median_s", "delay_p90_s", "delay_max_s", "wall_s",
+               "cpu_s", "requests", "timeline_s")  # fmt: skip
+    for n in cfg.f_sizes:
+        _log(f" f: poller, {n} tasks")
+        res = run_worker(_finish_spec(cfg, n, "poller"), timeout=1800)
+        rows[f"poller_{n}"] = {"runs": [res], "summary": summarize_runs([res], metrics)}
+        _log(
+            f"  {res['requests_per_task']:.2f} requests/task, delay median "
+            f"{res['delay_median_s']:.1f}s p90 {res['delay_p90_s']:.1f}s (real seconds)"
+        )
+    n = cfg.f_fixed_sample
+    _log(f" f: fixed 5 s loop per task, {n} tasks")
+    res = run_worker(_finish_spec(cfg, n, "fixed"), timeout=1800)
+    rows[f"fixed_{n}"] = {"runs": [res], "summary": summarize_runs([res], metrics)}
+    _log(
+        f"  {res['requests_per_task']:.2f} requests/task, delay median "
+        f"{res['delay_median_s']:.1f}s p90 {res['delay_p90_s']:.1f}s (real seconds)"
+    )
+    scale = cfg.f_scale
+    scn: dict[str, Any] = {
+        "title": "f. Poller end to end: tasks finishing between 30 s and 10 min",
+        "params": {
+            "sizes": cfg.f_sizes,
+            "time_scale": f"1/{round(1 / scale)}",
+            "poll_interval_s": f"2 x scale = {2 * scale:.4f}",
+            "max_poll_interval_s": f"30 x scale = {30 * scale:.4f}",
+            "fixed_loop_interval_s": f"5 x scale = {5 * scale:.4f}",
+            "fixed_loop_sample": n,
+        },
+        "clients": rows,
+        "notes": [
+            "All tasks are created together (directly in the fake's store; creation requests "
+            "excluded) and finish at times drawn uniformly from 30 s..600 s, scaled down by "
+            f"1/{round(1 / scale)} on the fake (finish_after_seconds) and in the poller's "
+            "intervals; delays are scaled back to real seconds. The fake runs in the poller's "
+            "process so that its final_at and the delivery time share one monotonic clock "
+            "(its CPU is then on the same core as the client).",
+            f"The fixed-interval loop (the official SDK's style: fetch, sleep 5 s, repeat; "
+            f"implemented with our retrieve) runs on a {n}-task sample with the same finish-time "
+            "distribution: its per-task numbers do not depend on the batch size, and 2,000 such "
+            "loops would need 400 requests/s in real time (12,000/s at this time scale).",
+        ],
+    }
+    fixed_rpt = rows[f"fixed_{n}"]["summary"]["requests_per_task"]["median"]
+    fixed_delay = rows[f"fixed_{n}"]["summary"]["delay_median_s"]["median"]
+    ratios: dict[str, float | None] = {}
+    for size in cfg.f_sizes:
+        summ = rows[f"poller_{size}"]["summary"]
+        ratios[f"fixed / poller requests per task ({size})"] = ratio(
+            fixed_rpt, summ["requests_per_task"]["median"]
+        )
+        ratios[f"poller / fixed median delay ({size})"] = ratio(
+            summ["delay_median_s"]["median"], fixed_delay
+        )
+    scn["ratios"] = ratios
+    scn["targets"] = []
+    return scn
+
+
+# --- g: 100,000 watched ids -------------------------------------------------------------------
+
+
+def scenario_g(cfg: Config) -> dict[str, Any]:
+    with FakeServer() as server:
+        ids = server.seed(cfg.g_ids, finish_after_seconds="inf")
+        spec = {
+            "mode": "watch",
+            "base_url": server.base_url,
+            "duration": cfg.g_duration,
+            "poll_interval": cfg.g_poll_interval,
+            "max_poll_interval": cfg.g_max_poll_interval,
+        }
+        res = run_worker(spec, server, extra_lines=[json.dumps(ids)], timeout=600)
+    res["rss_peak_mb"] = res["rss_peak_b"] / 2**20
+    res["rss_before_mb"] = res["rss_before_b"] / 2**20
+    res["rss_after_add_mb"] = res["rss_after_add_b"] / 2**20
+    res["bytes_per_watched_id"] = (res["rss_peak_b"] - res["rss_before_b"]) / res["watched"]
+    res["full_sweep_cpu_median_s"] = median(res["full_sweep_cpu_s"])
+    res["full_sweep_wall_median_s"] = median(res["full_sweep_wall_s"])
+    res["probe_cpu_median_ms"] = median(res["probe_cpu_s"]) * 1000
+    res["cpu_per_watched_id_per_full_sweep_us"] = (
+        1e6 * res["full_sweep_cpu_median_s"] / res["watched"]
+    )
+    _log(
+        f"  peak RSS {res['rss_peak_mb']:.1f} MB, {res['sweeps']} sweeps "
+        f"({res['full_sweeps']} full), full sweep CPU {res['full_sweep_cpu_median_s']:.2f}s"
+    )
+    metrics = (
+        "rss_before_mb",
+        "rss_after_add_mb",
+        "rss_peak_mb",
+        "bytes_per_watched_id",
+        "add_cpu_s",
+        "sweeps",
+        "full_sweeps",
+        "probe_sweeps",
+        "full_sweep_pages",
+        "full_sweep_cpu_median_s",
+        "full_sweep_wall_median_s",
+        "cpu_per_watched_id_per_full_sweep_us",
+        "probe_cpu_median_ms",
+        "cpu_per_cycle_s",
+        "cpu_s",
+        "wall_s",
+        "requests",
+        "server_requests",
+    )
+    return {
+        "title": f"g. A poller watching {cfg.g_ids:,} ids that stay processing",
+        "params": {
+            "watched": cfg.g_ids,
+            "run_s": cfg.g_duration,
+            "poll_interval_s": cfg.g_poll_interval,
+            "max_poll_interval_s": cfg.g_max_poll_interval,
+        },
+        "clients": {"ours": {"runs": [res], "summary": summarize_runs([res], metrics)}},
+        "ratios": {},
+        "targets": [],
+        "notes": [
+            "One poller process (the fake in its own process) watches every id with default "
+            "settings except shorter intervals, so that several sweep cycles fit in the run. A "
+            "full sweep lists every processing task in the watched creation window (50 per "
+            "request); while the count of processing tasks is unchanged, up to 3 later sweeps "
+            "stop after page 1 (a probe). No task finishes, so no retrieve is sent. "
+            "cpu_per_cycle_s = the poller process's CPU over the whole run / sweeps.",
+        ],
+    }
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[Config], dict[str, Any]]]] = {
+    "a": ("poll_processing", scenario_a),
+    "b": ("poll_ready", scenario_b),
+    "c": ("list", scenario_c),
+    "d": ("decode", scenario_d),
+    "e": ("import", scenario_e),
+    "f": ("poller_e2e", scenario_f),
+    "g": ("watch_100k", scenario_g),
+}
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in ("twelvelabs-async", "aiohttp", "msgspec", "anyio", "backoff", "yarl",
+                 "multidict", "twelvelabs", "httpx", "pydantic", "pydantic-core", "psutil"):  # fmt: skip
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = round(int(f.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": mem,
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+    }
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a tiny version (seconds; smoke test)")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS) + sorted(k for k, _ in SCENARIOS.values()),
+        help="run only this scenario (repeatable); default: all",
+    )
+    p.add_argument("--no-sdk", action="store_true", help="skip the official SDK's columns")
+    p.add_argument("--runs", type=int, default=5, help="counted runs per client (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="uncounted warm-up rounds (default 1)")
+    p.add_argument(
+        "--out", type=Path, default=HERE, help="directory for results.md / results.json"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    have_sdk = sdk_available()
+    use_sdk = have_sdk and not args.no_sdk
+    clients = ["ours", "raw"] + (["sdk"] if use_sdk else [])
+    cfg = Config.tiny(clients) if args.quick else Config.full(clients, args.runs, args.warmup)
+    by_name = {name: key for key, (name, _) in SCENARIOS.items()}
+    wanted = [by_name.get(s, s) for s in (args.scenario or list(SCENARIOS))]
+    notes = []
+    if not use_sdk:
+        why = "--no-sdk was given" if have_sdk else "`twelvelabs` is not importable"
+        notes.append(f"The official SDK's columns are skipped: {why}.")
+    if cfg.quick:
+        notes.append("--quick: tiny sizes, one run each; these numbers mean nothing.")
+    meta: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "packages": _versions(),
+        "quick": cfg.quick,
+        "runs": cfg.runs,
+        "warmup_rounds": cfg.warmup,
+        "clients": clients,
+        "sdk_available": have_sdk,
+        "sdk_included": use_sdk,
+        "scenarios_run": wanted,
+        "loadavg_start": _loadavg(),
+        "notes": notes,
+    }
+    results: dict[str, Any] = {"meta": meta, "scenarios": {}}
+    started = time.perf_counter()
+    for key in wanted:
+        name, fn = SCENARIOS[key]
+        _log(f"scenario {key} ({name})")
+        t0 = time.perf_counter()
+        load0 = _loadavg()
+        scn = fn(cfg)
+        scn["id"] = key
+        scn["seconds"] = round(time.perf_counter() - t0, 1)
+        scn["loadavg"] = {"start": load0, "end": _loadavg()}
+        results["scenarios"][name] = scn
+        for target in scn["targets"]:
+            _log(f"  target {target['id']}: {target['text']} = {target['value']} -> {target['met']}")
+    meta["total_seconds"] = round(time.perf_counter() - started, 1)
+    meta["loadavg_end"] = _loadavg()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "results.md").write_text(render_markdown(results))
+    _log(f"wrote {out / 'results.md'} and {out / 'results.json'} in {meta['total_seconds']}s")
+    return 0
+
