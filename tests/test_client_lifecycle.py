@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import pytest
 
 import twelvelabs_async._transport as transport_module
@@ -311,12 +312,18 @@ async def test_aclose_of_unused_client_is_fine(fake: FakeTwelveLabs) -> None:
 async def test_context_manager_returns_client_and_closes_on_error(
     fake: FakeTwelveLabs, counting_sessions: SessionLog
 ) -> None:
-    with pytest.raises(KeyError):
+    used: list[AsyncTwelveLabs] = []
+
+    async def body() -> None:
         async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
             assert isinstance(client, AsyncTwelveLabs)
+            used.append(client)
             await client.embed.v2.tasks.list().to_list()
             raise KeyError("boom")
-    assert client.is_closed
+
+    with pytest.raises(KeyError):
+        await body()
+    assert used[0].is_closed
     assert counting_sessions[0][0].closed
 
 
@@ -408,7 +415,7 @@ async def test_no_resource_warnings_after_a_full_lifecycle(fake: FakeTwelveLabs)
                 await client.embed.v2.tasks.retrieve(task_id)  # a broken connection too
             del client
         gc.collect()
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     assert [str(w.message) for w in caught] == []
 
 

@@ -8,6 +8,7 @@ import gc
 import logging
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from twelvelabs_async import (
@@ -43,7 +44,7 @@ async def settle(
     """Let finalizers run (a few loop turns); return what is still pending beyond the baseline."""
     left: set[asyncio.Task[object]] = set()
     for _ in range(rounds):
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         left = _client_side_pending(baseline)
         if not left:
             break
@@ -94,8 +95,8 @@ async def test_analyze_list_stops_on_short_or_empty_page(
     assert fake.request_count(AN_LIST) == requests
     # The analyze list really does send only `page` in page_info.
     fake.reset_counters()
-    first = [p async for p in client.analyze.tasks.list(page_limit=10).pages()][0]
-    assert first.page_info == PageInfo(page=1)
+    pages = [p async for p in client.analyze.tasks.list(page_limit=10).pages()]
+    assert all(p.page_info == PageInfo(page=n) for n, p in enumerate(pages, start=1))
 
 
 async def test_analyze_list_without_page_limit_uses_the_api_default(
@@ -190,7 +191,7 @@ async def test_next_page_is_fetched_while_the_caller_works_one_ahead_only(
 ) -> None:
     fake.add_tasks("embed_v2", 50)
     seen_pages = 0
-    async for page in client.embed.v2.tasks.list(page_limit=10).pages():
+    async for _page in client.embed.v2.tasks.list(page_limit=10).pages():
         seen_pages += 1
         await anyio.sleep(0.03)  # the caller is busy with this page
         # The next page is already requested, the one after it is not.
@@ -295,7 +296,7 @@ async def test_cancel_scope_around_iteration(client: AsyncTwelveLabs, fake: Fake
         async for _item in client.embed.v2.tasks.list(page_limit=10):
             seen += 1
             fake.faults.push(V2_LIST, delay=0.2)  # the next page hangs
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
     assert scope.cancelled_caught
     assert seen == 10
     assert await settle(baseline) == set()
@@ -315,7 +316,7 @@ async def test_an_unused_prefetched_error_is_not_reported(
     await pages.aclose()
     assert await settle(baseline) == set()
     gc.collect()
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     assert "never retrieved" not in caplog.text
     assert fake.request_count(V2_LIST) == 2
 
@@ -325,11 +326,16 @@ async def test_error_on_a_later_page_propagates(
 ) -> None:
     fake.add_tasks("embed_v2", 25)
     seen = 0
-    with pytest.raises(NotFoundError):
+
+    async def consume() -> None:
+        nonlocal seen
         async for _item in client.embed.v2.tasks.list(page_limit=10):
             seen += 1
             if seen == 1:
                 fake.faults.push(V2_LIST, status=404)
+
+    with pytest.raises(NotFoundError):
+        await consume()
     assert seen == 10
 
 

@@ -119,7 +119,8 @@ async def test_version_string_is_the_package_version() -> None:
     import twelvelabs_async
 
     assert __version__ == twelvelabs_async.__version__
-    assert __version__ and __version__[0].isdigit()
+    assert __version__
+    assert __version__[0].isdigit()
 
 
 async def test_extra_default_headers_are_sent_but_cannot_replace_the_key() -> None:
@@ -301,10 +302,10 @@ async def test_max_connections_bounds_requests_in_flight(limit: int) -> None:
     async with (
         recording_server(delay=0.03) as server,
         AsyncTwelveLabs(api_key="k", base_url=server.base_url, max_connections=limit) as client,
+        anyio.create_task_group() as tg,
     ):
-        async with anyio.create_task_group() as tg:
-            for _ in range(4 * limit + 2):
-                tg.start_soon(client.embed.v2.tasks.retrieve, "abc")
+        for _ in range(4 * limit + 2):
+            tg.start_soon(client.embed.v2.tasks.retrieve, "abc")
     assert len(server.requests) == 4 * limit + 2
     assert server.max_in_flight == limit
 

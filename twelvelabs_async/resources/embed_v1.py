@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import IO, Any, ClassVar
 
 import anyio
 
 from .._config import Timeout
 from .._decode import decode
-from .._paginator import AsyncPaginator
 from .._transport import FormValue, RequestOptions
-from .._types import EMBED_FINAL_STATUSES, TaskKind
+from .._types import TaskKind
 from ..types.embed_v1 import EmbedV1Task, EmbedV1TaskCreated, EmbedV1TaskStatus
-from ..types.embed_v2 import MediaEmbeddingTask
-from ._base import TaskResource, build_options, format_time
+from ._base import build_options
+from ._embed_base import EmbedTaskResource
 
 __all__ = ["EmbedV1Tasks"]
 
 
-class EmbedV1Tasks(TaskResource[EmbedV1Task, MediaEmbeddingTask, EmbedV1TaskStatus]):
+class EmbedV1Tasks(EmbedTaskResource[EmbedV1Task, EmbedV1TaskStatus]):
     """Create, list, check and wait for v1 video embedding tasks (final: ``ready``, ``failed``).
 
     Polling uses the light ``/status`` endpoint; the embeddings are fetched once, at the end.
@@ -29,33 +27,7 @@ class EmbedV1Tasks(TaskResource[EmbedV1Task, MediaEmbeddingTask, EmbedV1TaskStat
 
     kind: ClassVar[TaskKind] = "embed_v1"
     collection: ClassVar[str] = "/embed/tasks"
-    final_statuses: ClassVar[frozenset[str]] = EMBED_FINAL_STATUSES
-    known_statuses: ClassVar[frozenset[str]] = EMBED_FINAL_STATUSES | {"processing"}
-    sweep_statuses: ClassVar[tuple[str, ...]] = ("processing",)
-    sweep_time_window: ClassVar[bool] = True
     task_type = EmbedV1Task
-    item_type = MediaEmbeddingTask
-
-    def list(
-        self,
-        *,
-        started_at: datetime | str | None = None,
-        ended_at: datetime | str | None = None,
-        status: str | None = None,
-        page: int | None = None,
-        page_limit: int | None = None,
-        timeout: Timeout | float | None = None,
-        max_retries: int | None = None,
-        request_options: Mapping[str, Any] | None = None,
-    ) -> AsyncPaginator[MediaEmbeddingTask]:
-        """Tasks newest first (the last 7 days unless ``started_at``/``ended_at`` say otherwise)."""
-        filters = {
-            "started_at": format_time(started_at),
-            "ended_at": format_time(ended_at),
-            "status": status,
-        }
-        options = build_options(timeout, max_retries, request_options)
-        return self._paginate(filters, page, page_limit, options)
 
     async def status(
         self,

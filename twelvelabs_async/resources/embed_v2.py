@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
 from .._config import Timeout
 from .._decode import decode
-from .._paginator import AsyncPaginator
-from .._types import EMBED_FINAL_STATUSES, TaskKind
+from .._types import TaskKind
 from ..types.embed_v2 import (
     AsyncAudioInput,
     AsyncDocumentInput,
@@ -18,46 +16,19 @@ from ..types.embed_v2 import (
     EmbeddingTask,
     EmbeddingTaskCreated,
     EmbeddingV2TaskRequest,
-    MediaEmbeddingTask,
 )
-from ._base import TaskResource, build_options, format_time
+from ._base import build_options
+from ._embed_base import EmbedTaskResource
 
 __all__ = ["EmbedV2Tasks"]
 
 
-class EmbedV2Tasks(TaskResource[EmbeddingTask, MediaEmbeddingTask, EmbeddingTask]):
+class EmbedV2Tasks(EmbedTaskResource[EmbeddingTask, EmbeddingTask]):
     """Create, list, retrieve and wait for Embed v2 tasks (final: ``ready``, ``failed``)."""
 
     kind: ClassVar[TaskKind] = "embed_v2"
     collection: ClassVar[str] = "/embed-v2/tasks"
-    final_statuses: ClassVar[frozenset[str]] = EMBED_FINAL_STATUSES
-    known_statuses: ClassVar[frozenset[str]] = EMBED_FINAL_STATUSES | {"processing"}
-    sweep_statuses: ClassVar[tuple[str, ...]] = ("processing",)
-    sweep_time_window: ClassVar[bool] = True
     task_type = EmbeddingTask
-    item_type = MediaEmbeddingTask
-
-    def list(
-        self,
-        *,
-        started_at: datetime | str | None = None,
-        ended_at: datetime | str | None = None,
-        status: str | None = None,
-        page: int | None = None,
-        page_limit: int | None = None,
-        timeout: Timeout | float | None = None,
-        max_retries: int | None = None,
-        request_options: Mapping[str, Any] | None = None,
-    ) -> AsyncPaginator[MediaEmbeddingTask]:
-        """Tasks newest first, optionally only those created in ``started_at``..``ended_at``
-        or with a given ``status``. ``page_limit`` is 1-50 (the API's default is 10)."""
-        filters = {
-            "started_at": format_time(started_at),
-            "ended_at": format_time(ended_at),
-            "status": status,
-        }
-        options = build_options(timeout, max_retries, request_options)
-        return self._paginate(filters, page, page_limit, options)
 
     async def create(
         self,
