@@ -47,7 +47,10 @@ def _wait_for_go() -> None:
 
 
 class _Meter:
+    """Wall time, CPU time and context switches of the measured block."""
+
     def __enter__(self) -> _Meter:
+        self.u0 = resource.getrusage(resource.RUSAGE_SELF)
         self.c0 = time.process_time()
         self.t0 = time.perf_counter()
         return self
@@ -55,9 +58,20 @@ class _Meter:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
         self.cpu = time.process_time() - self.c0
+        u1 = resource.getrusage(resource.RUSAGE_SELF)
+        # Involuntary switches: the OS took the core away (other load on the machine).
+        self.preempted = u1.ru_nivcsw - self.u0.ru_nivcsw
+        self.waits = u1.ru_nvcsw - self.u0.ru_nvcsw
 
     def result(self, **extra: Any) -> dict[str, Any]:
-        return {"wall_s": self.wall, "cpu_s": self.cpu, "rss_peak_b": _peak_rss_bytes(), **extra}
+        return {
+            "wall_s": self.wall,
+            "cpu_s": self.cpu,
+            "rss_peak_b": _peak_rss_bytes(),
+            "preempted": self.preempted,
+            "waits": self.waits,
+            **extra,
+        }
 
 
 # --- a, b: many retrieves at a fixed concurrency ----------------------------------------------

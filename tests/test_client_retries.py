@@ -97,12 +97,11 @@ async def test_delete_retried_on_transient_failures(
     client: AsyncTwelveLabs, fake: FakeTwelveLabs, fault: dict[str, Any]
 ) -> None:
     task_id = fake.add_task("analyze", status="ready")
-    fake.faults.push(AN_DELETE, times=2, **fault)
     if fault.get("truncate"):
-        # A truncated answer of a processed DELETE: the retry finds the task gone (404).
-        # The fault is applied to an explicit error status instead, to keep the task.
-        fake.faults.clear()
-        fake.faults.push(AN_DELETE, times=2, truncate=True, status=503)
+        # A cut-off answer to a DELETE the server carried out would make the retry find the
+        # task gone (404); cut off an error answer instead, so the task is still there.
+        fault = {**fault, "status": 503}
+    fake.faults.push(AN_DELETE, times=2, **fault)
     assert await client.analyze.tasks.delete(task_id) is None
     assert fake.request_count(AN_DELETE) == 3
     assert fake.store.get("analyze", task_id) is None

@@ -147,7 +147,7 @@ class AsyncTwelveLabs:
             sweep: learn about many tasks per request from the list endpoints (default on).
             max_retries: transport retries of each request (the poller also re-polls).
         """
-        self._transport._ensure_session()
+        self._transport.check_open()
         return Poller(
             self._transport,
             self._resources(),

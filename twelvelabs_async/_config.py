@@ -6,6 +6,8 @@ import os
 import random
 from dataclasses import dataclass
 
+from ._exceptions import MissingAPIKeyError
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONNECTIONS",
@@ -120,7 +122,7 @@ def resolve_api_key(api_key: str | None) -> str:
                 api_key = value
                 break
     if not api_key:
-        raise ValueError(
+        raise MissingAPIKeyError(
             "No TwelveLabs API key: pass api_key=... or set the TWELVELABS_API_KEY "
             "(or TWELVE_LABS_API_KEY) environment variable."
         )

@@ -4,6 +4,7 @@
 
     TwelveLabsError
     ├── ClientClosedError (a RuntimeError)        the client was used after aclose()
+    ├── MissingAPIKeyError (a ValueError)         no key given and none in the environment
     ├── APIError                                  something went wrong talking to the API
     │   ├── APIConnectionError                    refused, reset, dropped, cut-off body
     │   │   └── APITimeoutError                   connect, read or total timeout elapsed
@@ -46,6 +47,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "InternalServerError",
+    "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -66,6 +68,10 @@ class TwelveLabsError(Exception):
 
 class ClientClosedError(TwelveLabsError, RuntimeError):
     """The client (or the session it was given) is closed and cannot send requests."""
+
+
+class MissingAPIKeyError(TwelveLabsError, ValueError):
+    """No API key was passed and neither environment variable holds one."""
 
 
 class APIError(TwelveLabsError):

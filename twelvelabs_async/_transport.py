@@ -11,6 +11,7 @@ import email.utils
 import ipaddress
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -64,6 +65,9 @@ class RequestOptions:
     timeout: Timeout | None = None
     max_retries: int | None = None
     gate: Callable[[int], Awaitable[None]] | None = None
+
+
+_NO_OPTIONS = RequestOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class _Call:
 
     __slots__ = (
         "attempt",
+        "failure",
         "form",
         "gate",
         "headers",
@@ -169,6 +174,7 @@ class _Call:
         self.idempotent = idempotent
         self.gate = gate
         self.attempt = 0
+        self.failure: _Retry | None = None
 
 
 def _wait_times(policy: RetryPolicy) -> Any:
@@ -193,6 +199,10 @@ def _log_backoff(details: Any) -> None:
     )
 
 
+_UNRESERVED_SEGMENT = re.compile(r"[A-Za-z0-9_~-]+")
+"""Segments made only of these characters are their own encoding."""
+
+
 def encode_path_segment(value: str) -> str:
     """Percent-encode ``value`` as exactly one URL path segment.
 
@@ -201,6 +211,8 @@ def encode_path_segment(value: str) -> str:
     """
     if not isinstance(value, str) or not value:
         raise ValueError(f"task id must be a non-empty string, got {value!r}")
+    if _UNRESERVED_SEGMENT.fullmatch(value):
+        return value  # nothing to escape (every real task id): skip the per-byte loop
     out = []
     for byte in value.encode("utf-8"):
         char = chr(byte)
@@ -339,7 +351,7 @@ class Transport:
             logger=None,
             on_backoff=_log_backoff,
             policy=self.retry_policy,
-        )(self._attempt)
+        )(self._retry)
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url} closed={self._closed}>"
@@ -348,6 +360,13 @@ class Transport:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called (or the user's session was closed)."""
         return self._closed or (self._session is not None and self._session.closed)
+
+    def check_open(self) -> None:
+        """Raise :class:`ClientClosedError` if the client or its given session is closed."""
+        if self._closed:
+            raise ClientClosedError("The TwelveLabs client is closed; create a new one.")
+        if self._session is not None and self._session.closed:
+            raise ClientClosedError("The aiohttp session given to the TwelveLabs client is closed.")
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -413,7 +432,7 @@ class Transport:
         on every transient failure; other POSTs only on 429 or when nothing was sent.
         """
         self._ensure_session()
-        opts = options or RequestOptions()
+        opts = options or _NO_OPTIONS
         max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
         forced = testing_max_retries()
         if forced is not None:
@@ -436,10 +455,22 @@ class Transport:
             method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT") or idempotency_key is not None,
             opts.gate,
         )
-        if max_retries == 0:
+        # The first try runs outside backoff, whose bookkeeping would cost every request; on a
+        # retryable failure backoff takes over as if it had made that first try itself.
+        try:
             return await self._attempt(call)
+        except _Retry as failure:
+            call.failure = failure
         response: Response = await self._retrying(call)
         return response
+
+    async def _retry(self, call: _Call) -> Response:
+        """backoff's target: re-raise the failure of the try made before backoff took over
+        (so backoff waits and logs exactly as after its own first try), then try again."""
+        failure, call.failure = call.failure, None
+        if failure is not None:
+            raise failure
+        return await self._attempt(call)
 
     @staticmethod
     def new_idempotency_key() -> str:
