@@ -7,6 +7,8 @@ one per line, and answers each with one JSON line on stdout:
 
 * ``{"op": "seed", "count": N, "status": "ready", "finish_after_seconds": "inf"}`` creates
   embed-v2 tasks and answers ``{"ids": [...]}``;
+* ``{"op": "final_at"}`` answers ``{"final_at": {task_id: seconds}}``, when each task became
+  final on the server's monotonic clock;
 * ``{"op": "stats"}`` answers ``{"requests": total, "routes": {...}, "cpu": seconds}`` (the
   server's own request counter and its process CPU time);
 * ``{"op": "quit"}`` (or end of input) stops the server.
@@ -51,14 +53,23 @@ def _command(fake: FakeTwelveLabs, line: str) -> dict[str, Any] | None:
     op = cmd.get("op")
     if op == "seed":
         polls = cmd.get("finish_after_polls")
-        ids = fake.add_tasks(
-            "embed_v2",
-            int(cmd["count"]),
-            status=cmd.get("status"),
-            finish_after_polls=None if polls is None else int(polls),
-            finish_after_seconds=_number(cmd.get("finish_after_seconds")),
-        )
+        seconds = cmd.get("finish_after_seconds")
+        if isinstance(seconds, list):  # one value per task
+            values = [_number(v) for v in seconds]
+            ids = fake.add_tasks("embed_v2", len(values), finish_after_seconds=lambda i: values[i])
+        else:
+            ids = fake.add_tasks(
+                "embed_v2",
+                int(cmd["count"]),
+                status=cmd.get("status"),
+                finish_after_polls=None if polls is None else int(polls),
+                finish_after_seconds=_number(seconds),
+            )
         return {"ids": ids}
+    if op == "final_at":
+        # When each task became final, on this process's time.monotonic() clock (the
+        # system-wide CLOCK_MONOTONIC on Linux, so comparable with another process's).
+        return {"final_at": {rec.id: rec.final_at for rec in fake.tasks("embed_v2")}}
     if op == "stats":
         by_route = {f"{m} {t}": n for (m, t), n in fake.app.route_counts.items()}
         return {"requests": fake.requests_total, "routes": by_route, "cpu": time.process_time()}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,7 +48,7 @@ class FakeServer:
     """``python -m benchmarks._fake`` in its own process; counters read over its stdin/stdout."""
 
     def __init__(self, *, segments: int = 4, embedding_dim: int = 1024) -> None:
-        self._stderr = tempfile.TemporaryFile("w+")
+        self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in close())
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -88,6 +89,10 @@ class FakeServer:
     def stats(self) -> dict[str, Any]:
         return self._ask(op="stats")
 
+    def final_at(self) -> dict[str, float | None]:
+        final: dict[str, float | None] = self._ask(op="final_at")["final_at"]
+        return final
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -112,10 +117,15 @@ def run_worker(
     server: FakeServer | None = None,
     *,
     extra_lines: list[str] | None = None,
+    on_ready: Callable[[], list[str]] | None = None,
     timeout: float = 900.0,
 ) -> dict[str, Any]:
-    """Run one ``benchmarks._worker`` measurement; add the server's counters around it."""
-    stderr = tempfile.TemporaryFile("w+")
+    """Run one ``benchmarks._worker`` measurement; add the server's counters around it.
+
+    ``extra_lines`` go to the worker with its spec; ``on_ready()`` is called once the worker
+    is set up, and the lines it returns are sent right after ``go``.
+    """
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in finally)
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks._worker"],
         stdin=subprocess.PIPE,
@@ -136,8 +146,11 @@ def run_worker(
             proc.stdin.write(line + "\n")
         proc.stdin.flush()
         _readline(proc, stderr, what)  # {"ready": true}
+        after_go = on_ready() if on_ready is not None else []
         before = server.stats() if server is not None else None
         proc.stdin.write("go\n")
+        for line in after_go:
+            proc.stdin.write(line + "\n")
         proc.stdin.flush()
         result = _readline(proc, stderr, what)
         if server is not None and before is not None:

@@ -23,9 +23,11 @@ RETRIEVE_COLUMNS: list[Column] = [
     ("client CPU s", "cpu_s", _f(3)),
     ("CPU/request µs", "cpu_per_req_us", _f(0)),
     ("requests/s", "throughput_rps", _f(0)),
+    ("requests per CPU-s", "requests_per_cpu_s", _f(0)),
     ("peak RSS MB", "rss_peak_mb", _f(1)),
     ("requests (server)", "server_requests", _f(0)),
     ("server CPU", "server_cpu_util", _pct),
+    ("preempted", "preempted", _f(0)),
 ]
 LIST_COLUMNS: list[Column] = [
     ("wall s", "wall_s", _f(3)),
@@ -33,6 +35,7 @@ LIST_COLUMNS: list[Column] = [
     ("peak RSS MB", "rss_peak_mb", _f(1)),
     ("requests (server)", "server_requests", _f(0)),
     ("server CPU", "server_cpu_util", _pct),
+    ("preempted", "preempted", _f(0)),
 ]
 DECODE_COLUMNS: list[Column] = [
     ("time per body ms", "decode_ms", _f(2)),
@@ -41,8 +44,10 @@ DECODE_COLUMNS: list[Column] = [
     ("parse_obj_as ms", "parse_obj_as_ms", _f(2)),
 ]
 IMPORT_COLUMNS: list[Column] = [
-    ("net import ms", "net_ms", _f(1)),
-    ("process ms", "process_ms", _f(1)),
+    ("net import CPU ms", "net_cpu_ms", _f(1)),
+    ("net import wall ms", "net_ms", _f(1)),
+    ("process CPU ms", "process_cpu_ms", _f(1)),
+    ("process wall ms", "process_ms", _f(1)),
     ("-X importtime ms", "importtime_ms", _f(1)),
 ]
 POLLER_COLUMNS: list[Column] = [
@@ -53,6 +58,8 @@ POLLER_COLUMNS: list[Column] = [
     ("requests", "requests", _f(0)),
     ("run wall s (scaled)", "wall_s", _f(1)),
     ("client CPU s", "cpu_s", _f(2)),
+    ("client CPU", "client_cpu_util", _pct),
+    ("server CPU", "server_cpu_util", _pct),
 ]
 WATCH_ROWS: list[tuple[str, str, Fmt]] = [
     ("RSS before the client, MB", "rss_before_mb", _f(1)),
@@ -85,10 +92,10 @@ COLUMNS = {
 
 def _cell(stats: dict[str, float] | None, fmt: Fmt) -> str:
     if not stats:
-        return "–"
+        return "-"
     if stats.get("n", 1) <= 1 or stats["min"] == stats["max"]:
         return fmt(stats["median"])
-    return f"{fmt(stats['median'])} [{fmt(stats['min'])}–{fmt(stats['max'])}]"
+    return f"{fmt(stats['median'])} [{fmt(stats['min'])}..{fmt(stats['max'])}]"
 
 
 def _table(clients: dict[str, Any], columns: Sequence[Column]) -> list[str]:
@@ -135,7 +142,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "Written by `python -m benchmarks` (`nox -s bench`). Each client measurement ran in a "
         "fresh subprocess against the fake TwelveLabs server in another process; cells are "
-        "`median [min–max]` over the counted runs; ratios use medians.",
+        "`median [min..max]` over the counted runs; ratios use medians.",
         "",
         f"- Date: {meta['date']}",
         f"- Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gb']} GB RAM, "
@@ -154,8 +161,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     for name, scn in results["scenarios"].items():
         out += ["", f"## {scn['title']}", ""]
         params = ", ".join(f"{k}={v}" for k, v in scn["params"].items())
-        out += [f"Parameters: {params}. Took {scn['seconds']} s; load average "
-                f"{scn['loadavg']['start']} -> {scn['loadavg']['end']}.", ""]  # fmt: skip
+        out += [
+            f"Parameters: {params}. Took {scn['seconds']} s; load average "
+            f"{scn['loadavg']['start']} -> {scn['loadavg']['end']}.",
+            "",
+        ]
         if name == "watch_100k":
             summ = scn["clients"]["ours"]["summary"]
             out += ["| measure | ours |", "|---|---|"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import resource
 import statistics
 import sys
@@ -223,63 +222,48 @@ def _decode(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# --- f: the poller end to end (fake in-process: the same monotonic clock) ---------------------
+# --- f: the poller end to end -----------------------------------------------------------------
 
 
 async def _poller_e2e(spec: dict[str, Any]) -> dict[str, Any]:
+    """Wait for every task; report when each was delivered, on ``time.monotonic()``.
+
+    The runner seeds the tasks only after ``go`` (so they start when the client is ready) and
+    sends their ids on the next line; it reads when each became final from the fake.
+    """
     from twelvelabs_async import AsyncTwelveLabs
-    from twelvelabs_async.testing import FakeTwelveLabs
 
-    n = int(spec["tasks"])
     scale = float(spec["scale"])
-    rng = random.Random(int(spec.get("seed", 0)))
-    lo, hi = float(spec["finish_min"]), float(spec["finish_max"])
-    finish = [rng.uniform(lo, hi) * scale for _ in range(n)]
-    mode = spec["mode"]
     delivered: dict[str, float] = {}
-    async with FakeTwelveLabs(rate_limit_per_minute=10**9, request_log_size=16) as fake:
-        async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
-            tasks = client.embed.v2.tasks
-            ids = fake.add_tasks("embed_v2", n, finish_after_seconds=lambda i: finish[i])
-            base = fake.requests_total
-            _wait_for_go()
-            with _Meter() as m:
-                if mode == "poller":
-                    async with client.poller(
-                        poll_interval=2.0 * scale, max_poll_interval=30.0 * scale
-                    ) as poller:
-                        poller.add(tasks, ids)
-                        async for outcome in poller.as_completed():
-                            delivered[outcome.task_id] = time.monotonic()
-                else:
-                    interval = float(spec["fixed_interval"]) * scale
+    async with AsyncTwelveLabs(api_key="bench-key", base_url=spec["base_url"]) as client:
+        tasks = client.embed.v2.tasks
+        async for _ in tasks.list(page_limit=1):  # warm-up: a connection, the decoders
+            break
+        _wait_for_go()
+        ids: list[str] = json.loads(sys.stdin.readline())
+        with _Meter() as m:
+            if spec["mode"] == "poller":
+                async with client.poller(
+                    poll_interval=2.0 * scale, max_poll_interval=30.0 * scale
+                ) as poller:
+                    poller.add(tasks, ids)
+                    async for outcome in poller.as_completed():
+                        delivered[outcome.task_id] = time.monotonic()
+            else:
+                interval = float(spec["fixed_interval"]) * scale
 
-                    async def loop(task_id: str) -> None:
-                        # The official SDK's style: fetch, then sleep a fixed interval, until
-                        # the status is ready or failed (here with our client's retrieve).
-                        while True:
-                            task = await tasks.retrieve(task_id)
-                            if task.status in ("ready", "failed"):
-                                delivered[task_id] = time.monotonic()
-                                return
-                            await asyncio.sleep(interval)
+                async def loop(task_id: str) -> None:
+                    # The official SDK's style: fetch, then sleep a fixed interval, until the
+                    # status is ready or failed (here with our client's retrieve).
+                    while True:
+                        task = await tasks.retrieve(task_id)
+                        if task.status in ("ready", "failed"):
+                            delivered[task_id] = time.monotonic()
+                            return
+                        await asyncio.sleep(interval)
 
-                    await asyncio.gather(*(loop(t) for t in ids))
-            requests = fake.requests_total - base
-            final_at = {rec.id: rec.final_at for rec in fake.tasks("embed_v2")}
-    delays = sorted(
-        (delivered[t] - (final_at[t] or 0.0)) / scale for t in ids if t in delivered
-    )
-    return m.result(
-        tasks=n,
-        delivered=len(delivered),
-        requests=requests,
-        requests_per_task=requests / n,
-        delay_median_s=statistics.median(delays),
-        delay_p90_s=delays[min(len(delays) - 1, int(0.9 * len(delays)))],
-        delay_max_s=delays[-1],
-        timeline_s=m.wall / scale,
-    )
+                await asyncio.gather(*(loop(t) for t in ids))
+    return m.result(tasks=len(ids), delivered_at=delivered)
 
 
 # --- g: a poller watching many ids, all still processing --------------------------------------

@@ -39,3 +39,23 @@ async def client(fake: FakeTwelveLabs) -> AsyncIterator[AsyncTwelveLabs]:
     """A client pointed at ``fake``."""
     async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as tl:
         yield tl
+
+
+# --- reliability soak: scale option (small runs in the default suite) -------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--soak-scale=small|full``: how many tasks the chaos soak watches."""
+    parser.addoption(
+        "--soak-scale",
+        action="store",
+        choices=("small", "full"),
+        default="small",
+        help="chaos soak size: small (default suite, ~300 tasks) or full (10,000 tasks)",
+    )
+
+
+@pytest.fixture
+def soak_scale(request: pytest.FixtureRequest) -> str:
+    """The ``--soak-scale`` chosen on the command line (``small`` by default)."""
+    return str(request.config.getoption("--soak-scale"))

@@ -33,6 +33,9 @@ from ._exceptions import (
     TwelveLabsError,
     UnprocessableEntityError,
     WebhookError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+    WebhookTimestampError,
 )
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
@@ -48,6 +51,14 @@ from .types import (
     PageInfo,
     TaskPage,
 )
+from .webhooks import (
+    AnalyzeTaskEvent,
+    IndexTaskEvent,
+    UnknownWebhookEvent,
+    WebhookDeduplicator,
+    WebhookEvent,
+    WebhookReceiver,
+)
 
 __all__ = [
     "ANALYZE_FINAL_STATUSES",
@@ -57,6 +68,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AnalyzeTask",
+    "AnalyzeTaskEvent",
     "AsyncPaginator",
     "AsyncTwelveLabs",
     "AuthenticationError",
@@ -67,6 +79,7 @@ __all__ = [
     "EmbedV1TaskStatus",
     "EmbeddingTask",
     "EventHooks",
+    "IndexTaskEvent",
     "InternalServerError",
     "MediaEmbeddingTask",
     "MissingAPIKeyError",
@@ -90,8 +103,15 @@ __all__ = [
     "TaskTimeoutError",
     "Timeout",
     "TwelveLabsError",
+    "UnknownWebhookEvent",
     "UnprocessableEntityError",
+    "WebhookDeduplicator",
     "WebhookError",
+    "WebhookEvent",
+    "WebhookPayloadError",
+    "WebhookReceiver",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
     "__version__",
     "is_testing",
     "set_testing",

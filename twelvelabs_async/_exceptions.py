@@ -23,6 +23,9 @@
     │   ├── TaskFailedError                       ended failed/canceled and raise_on_failure=True
     │   └── TaskTimeoutError (also TimeoutError)  the task's deadline passed before it was final
     └── WebhookError                              see twelvelabs_async.webhooks
+        ├── WebhookSignatureError                 TL-Signature missing, malformed or wrong
+        │   └── WebhookTimestampError             authentic, but outside the tolerance (replay?)
+        └── WebhookPayloadError                   the body is not a webhook event
 
 Other 4xx statuses (408, 410, 413, ...) raise plain :class:`APIStatusError`. The same status maps
 to the same class on every endpoint. No message, repr or attribute of these errors ever holds
@@ -59,6 +62,9 @@ __all__ = [
     "TwelveLabsError",
     "UnprocessableEntityError",
     "WebhookError",
+    "WebhookPayloadError",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
 ]
 
 
@@ -285,3 +291,27 @@ class TaskTimeoutError(TaskError, TimeoutError):
 
 class WebhookError(TwelveLabsError):
     """Base class for webhook verification and parsing errors."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The ``TL-Signature`` header is missing or malformed, or no signature in it matches the
+    body and the webhook secret: reject the request (answer 400 or 401)."""
+
+
+class WebhookTimestampError(WebhookSignatureError):
+    """The signature is valid but its timestamp ``t`` is further from now than the tolerance
+    (five minutes by default): a delayed or replayed delivery.
+
+    Attributes:
+        timestamp: the header's ``t`` (Unix seconds).
+        now: the time it was compared against.
+    """
+
+    def __init__(self, message: str, *, timestamp: int, now: float) -> None:
+        super().__init__(message)
+        self.timestamp = timestamp
+        self.now = now
+
+
+class WebhookPayloadError(WebhookError):
+    """The (authentic) body is not a webhook event: not JSON, or no ``id``/``type``/``data``."""

@@ -15,8 +15,10 @@ class RequestGate:
     60-second window ever holds more than the limit) and lets anyone pause every request
     until a given time (a 429's ``Retry-After``, an exhausted ``X-Ratelimit-Remaining``).
 
-    Built from anyio primitives: a FIFO :class:`anyio.Lock` hands out send times in order,
-    and each caller sleeps outside the lock until its slot. It also counts what passes.
+    Built from anyio primitives: callers queue on a FIFO :class:`anyio.Lock`; the one holding
+    it sleeps until its turn, and the next turn counts from the moment it really leaves, so a
+    late wake-up (a busy event loop) delays the next request instead of letting two leave back
+    to back. A pause that starts during the wait is obeyed too. It also counts what passes.
     """
 
     def __init__(self, requests_per_minute: float | None = None) -> None:
@@ -35,11 +37,13 @@ class RequestGate:
         """Wait for this request's turn (called by the transport before every attempt)."""
         if self._interval or self._paused_until:
             async with self._lock:
-                now = anyio.current_time()
-                slot = max(now, self._next_slot, self._paused_until)
-                self._next_slot = slot + self._interval
-            if slot > now:
-                await anyio.sleep(slot - now)
+                while True:
+                    now = anyio.current_time()
+                    slot = max(self._next_slot, self._paused_until)
+                    if slot <= now:
+                        break
+                    await anyio.sleep(slot - now)
+                self._next_slot = now + self._interval
         self.requests += 1
         if attempt:
             self.retries += 1

@@ -260,7 +260,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None, Any]:
         return None, None, None
     try:
         decoded = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: hostile deep nesting
         return None, None, None
     if not isinstance(decoded, dict):
         return None, None, decoded
@@ -530,7 +530,7 @@ class Transport:
                     return Response(
                         call.method, call.path, status, resp.headers, body, call.attempt
                     )
-                body = await resp.content.read(_ERROR_BODY_LIMIT)
+                body = await _read_error_body(resp)
                 self._notify(call, status, resp.headers, started, None)
                 raise self._status_error(call, status, resp.headers, body)
         except aiohttp.ClientConnectorError as exc:
@@ -639,6 +639,24 @@ class Transport:
             )
             for hook in hooks:
                 hook(event)
+
+
+async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """Up to ``_ERROR_BODY_LIMIT`` bytes of an error body, across every chunk that arrives.
+
+    ``StreamReader.read(n)`` returns only what is buffered, so one call can miss the end of a
+    body sent in several chunks. A body cut off midway keeps what arrived: the status decides.
+    """
+    buffer = bytearray()
+    try:
+        while len(buffer) < _ERROR_BODY_LIMIT:
+            chunk = await resp.content.read(_ERROR_BODY_LIMIT - len(buffer))
+            if not chunk:
+                break
+            buffer += chunk
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        pass
+    return bytes(buffer)
 
 
 def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, list[IO[bytes]]]:

@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
+import aiohttp
+import msgspec
 from aiohttp import web
 
+from ..webhooks import SIGNATURE_HEADER, sign
 from ._app import FakeApp, RequestRecord
 from ._faults import Chaos, FaultPlan
 from ._payloads import Payloads
-from ._store import TaskKind, TaskRecord, TaskStore
+from ._store import PerKind, TaskKind, TaskRecord, TaskStore, format_ms
 
-__all__ = ["FakeTwelveLabs"]
+__all__ = ["FakeTwelveLabs", "WebhookDelivery"]
 
 DEFAULT_TEST_KEY = "test-key"
+DEFAULT_WEBHOOK_SECRET = "test-webhook-secret"  # noqa: S105  (a test fixture value)
+WEBHOOK_CHECK_INTERVAL = 0.05
+"""Seconds between two checks for time-based tasks that became due (only with webhooks)."""
+WEBHOOK_WORKERS = 4
+WEBHOOK_RETRY_DELAYS = (0.1, 0.5)
+"""Waits before the second and third delivery attempt of an event."""
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WebhookDelivery:
+    """One webhook event the fake sent (or tried to): its id, type and task, how many
+    attempts it took, the last HTTP status (0 = no response) and whether a 2xx came back."""
+
+    event_id: str
+    type: str
+    task_id: str
+    attempts: int = 0
+    status: int = 0
+    delivered: bool = False
+    error: str | None = None
+
 
 _T = TypeVar("_T")
 PerIndex: TypeAlias = _T | Callable[[int], _T]
@@ -42,6 +72,15 @@ class FakeTwelveLabs:
     control time-based finishing); the rate-limit window uses the wall clock.
     ``rate_limit_window`` (seconds, default 60) and ``request_log_size`` (most
     recent requests kept in :attr:`request_log`, ``None`` = unbounded) are extras.
+    ``default_finish_after_seconds`` and ``default_final_status`` may be callables
+    taking the task's kind, called for each new task (e.g. random finish times).
+
+    With ``webhook_url``, every analysis task that becomes final is announced by a
+    signed ``analyze.task.ready|failed|canceled`` POST to that URL (``TL-Signature``
+    with ``webhook_secret``, default ``"test-webhook-secret"``), each event sent
+    ``webhook_repeat`` times (to test de-duplication) and retried twice on failure.
+    A background loop brings time-based tasks up to date while webhooks are on, so
+    they are announced when due, not only when next read. See :attr:`webhook_deliveries`.
     """
 
     def __init__(
@@ -57,14 +96,29 @@ class FakeTwelveLabs:
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
         default_finish_after_polls: int | None = 2,
-        default_finish_after_seconds: float | None = None,
-        default_final_status: str = "ready",
+        default_finish_after_seconds: PerKind[float | None] = None,
+        default_final_status: PerKind[str] = "ready",
         analyze_full_page_info: bool = False,
         rate_limit_window: float = 60.0,
         request_log_size: int | None = 100_000,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_repeat: int = 1,
     ) -> None:
         if api_key == "":
             raise ValueError("api_key must be None (accept any key) or a non-empty string")
+        if webhook_repeat < 1:
+            raise ValueError("webhook_repeat must be at least 1")
+        self.webhook_url = webhook_url
+        """Where analysis-task webhooks are POSTed (``None``: no webhooks)."""
+        self.webhook_secret = webhook_secret or DEFAULT_WEBHOOK_SECRET
+        """The secret webhook signatures are made with."""
+        self.webhook_repeat = webhook_repeat
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        """Every webhook event sent or attempted, in order of the task becoming final."""
+        self._webhook_queue: asyncio.Queue[tuple[WebhookDelivery, bytes]] = asyncio.Queue()
+        self._webhook_tasks: list[asyncio.Task[None]] = []
+        self._webhook_session: aiohttp.ClientSession | None = None
         self._expected_key = api_key
         self.host = host
         self._requested_port = port
@@ -91,6 +145,8 @@ class FakeTwelveLabs:
             request_log_size=request_log_size,
         )
         """The request-handling state (counters, log, rate window)."""
+        if webhook_url is not None:
+            self.store.on_final = self._task_final
         self._runner: web.ServerRunner | None = None
         self._server: web.Server | None = None
         self._port: int | None = None
@@ -113,10 +169,25 @@ class FakeTwelveLabs:
             raise
         self._runner = runner
         self._server = server
+        if self.webhook_url is not None:
+            self._webhook_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5.0))
+            self._webhook_tasks = [asyncio.create_task(self._catch_up_loop())]
+            self._webhook_tasks += [
+                asyncio.create_task(self._webhook_worker()) for _ in range(WEBHOOK_WORKERS)
+            ]
         return self
 
     async def close(self) -> None:
         """Stop the server and close every connection (idempotent)."""
+        tasks, self._webhook_tasks = self._webhook_tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session, self._webhook_session = self._webhook_session, None
+        if session is not None:
+            await session.close()
         runner, self._runner = self._runner, None
         server, self._server = self._server, None
         if runner is None or server is None:
@@ -310,6 +381,77 @@ class FakeTwelveLabs:
     def reset_rate_limit(self) -> None:
         """Start a fresh rate-limit window with the next request."""
         self.app.reset_rate_limit()
+
+    # ------------------------------------------------------------------ webhooks
+
+    def webhook_event(self, rec: TaskRecord, *, event_id: str | None = None) -> bytes:
+        """The body of the ``analyze.task.<status>`` event announcing a final task."""
+        data: dict[str, Any] = {
+            "id": rec.id,
+            "custom_id": rec.custom_id,
+            "created_at": format_ms(rec.created_ms),
+        }
+        source = self.payloads.analyze_video_source(rec)
+        if source is not None:
+            data["video_source"] = source
+        data["status"] = rec.status
+        if rec.status != "canceled" and rec.error_message is not None:
+            data["error"] = {"message": rec.error_message}
+        envelope = {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "created_at": format_ms(int(time.time() * 1000)),
+            "type": f"analyze.task.{rec.status}",
+            "data": data,
+        }
+        return msgspec.json.encode(envelope)
+
+    def _task_final(self, rec: TaskRecord) -> None:
+        if rec.kind != "analyze" or self.webhook_url is None:
+            return
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = self.webhook_event(rec, event_id=event_id)
+        for _ in range(self.webhook_repeat):
+            delivery = WebhookDelivery(event_id, f"analyze.task.{rec.status}", rec.id)
+            self.webhook_deliveries.append(delivery)
+            self._webhook_queue.put_nowait((delivery, body))
+
+    async def _catch_up_loop(self) -> None:
+        # Time-based tasks are otherwise finalized lazily, when read.
+        while True:
+            await asyncio.sleep(WEBHOOK_CHECK_INTERVAL)
+            self.store.catch_up(self.clock())
+
+    async def _webhook_worker(self) -> None:
+        while True:
+            delivery, body = await self._webhook_queue.get()
+            await self._deliver(delivery, body)
+
+    async def _deliver(self, delivery: WebhookDelivery, body: bytes) -> None:
+        session, url = self._webhook_session, self.webhook_url
+        if session is None or url is None:
+            return
+        for delay in (0.0, *WEBHOOK_RETRY_DELAYS):
+            if delay:
+                await asyncio.sleep(delay)
+            delivery.attempts += 1
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(body, self.webhook_secret),
+            }
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    delivery.status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                delivery.status = 0
+                delivery.error = f"{type(exc).__name__}: {exc}"
+                continue
+            if 200 <= delivery.status < 300:
+                delivery.delivered = True
+                delivery.error = None
+                return
+            delivery.error = f"HTTP {delivery.status}"
+        _log.info("webhook %s for task %s not delivered", delivery.event_id, delivery.task_id)
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"

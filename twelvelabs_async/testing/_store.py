@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import attrgetter
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 __all__ = [
     "FINAL_STATUSES",
@@ -50,6 +50,11 @@ FINAL_STATUSES: Final = frozenset({"ready", "failed", "canceled"})
 """Statuses after which a task never changes on its own."""
 
 _EARLY_ANALYZE_STATUSES: Final = frozenset({"queued", "pending"})
+
+_V = TypeVar("_V")
+PerKind: TypeAlias = _V | Callable[[TaskKind], _V]
+"""A default value, or a callable called with the kind of each new task (e.g. a random
+finish time per task)."""
 
 DEFAULT_FAILURE_MESSAGES: Final[dict[str, str]] = {
     "embed_v2": "The embedding service is temporarily unstable. Please try again later.",
@@ -163,6 +168,7 @@ class TaskStore:
         "default_final_status",
         "default_finish_after_polls",
         "default_finish_after_seconds",
+        "on_final",
         "version",
     )
 
@@ -171,16 +177,22 @@ class TaskStore:
         *,
         clock: Callable[[], float] = time.monotonic,
         default_finish_after_polls: int | None = 2,
-        default_finish_after_seconds: float | None = None,
-        default_final_status: str = "ready",
+        default_finish_after_seconds: PerKind[float | None] = None,
+        default_final_status: PerKind[str] = "ready",
         seed: int = 0,
     ) -> None:
         self.clock = clock
         self.default_finish_after_polls = default_finish_after_polls
         self.default_finish_after_seconds = default_finish_after_seconds
-        self.default_final_status = _check_final(default_final_status)
+        self.default_final_status = (
+            default_final_status
+            if callable(default_final_status)
+            else _check_final(default_final_status)
+        )
         self.version = 0
         """Bumped on every change that can alter a list result."""
+        self.on_final: Callable[[TaskRecord], None] | None = None
+        """Called with each record the moment it becomes final (e.g. to send a webhook)."""
         self._by_kind: dict[str, dict[str, TaskRecord]] = {k: {} for k in KINDS}
         self._order: dict[str, list[TaskRecord]] = {k: [] for k in KINDS}
         self._sorted: dict[str, bool] = dict.fromkeys(KINDS, True)
@@ -239,8 +251,11 @@ class TaskStore:
             created_ms = round(created_at.timestamp() * 1000)
         if finish_after_polls is None and finish_after_seconds is None:
             finish_after_polls = self.default_finish_after_polls
-            finish_after_seconds = self.default_finish_after_seconds
-        fstatus = self.default_final_status if final_status is None else _check_final(final_status)
+            finish_after_seconds = _per_kind(self.default_finish_after_seconds, kind)
+        if final_status is None:
+            fstatus = _check_final(_per_kind(self.default_final_status, kind))
+        else:
+            fstatus = _check_final(final_status)
         initial = status
         if initial is None:
             initial = "queued" if kind == "analyze" else "processing"
@@ -379,6 +394,8 @@ class TaskStore:
         elif rec.status == "failed" and rec.error_message is None:
             rec.error_message = DEFAULT_FAILURE_MESSAGES[rec.kind]
         self.version += 1
+        if self.on_final is not None:
+            self.on_final(rec)
 
     def set_status(
         self,
@@ -473,6 +490,13 @@ class TaskStore:
             self._query_cache.clear()
         self._query_cache[key] = (self.version, result)
         return result
+
+
+def _per_kind(value: PerKind[_V], kind: TaskKind) -> _V:
+    """``value``, or ``value(kind)`` when it is a callable (a per-task default)."""
+    if callable(value):
+        return value(kind)
+    return value
 
 
 def _check_final(status: str) -> str:
