@@ -157,7 +157,21 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for note in meta["notes"]:
         out.append(f"- **Note:** {note}")
-    out += ["", "## Targets", "", *_targets(results)]
+    out += [
+        "",
+        "How to read the tables: *client CPU* is the measured process's own CPU time "
+        "(`time.process_time()`) over the measured part only (after imports, client setup and "
+        "an in-process warm-up); *peak RSS* is that process's `ru_maxrss`; *requests (server)* "
+        "is the fake server's own request counter over the measured part; *server CPU* is the "
+        "fake server process's CPU time divided by the wall time (near 100% would mean the "
+        "server is the bottleneck); *preempted* counts involuntary context switches of the "
+        "measured process (the OS gave its core to other work: high values flag runs disturbed "
+        "by other load on the machine).",
+        "",
+        "## Targets",
+        "",
+        *_targets(results),
+    ]
     for name, scn in results["scenarios"].items():
         out += ["", f"## {scn['title']}", ""]
         params = ", ".join(f"{k}={v}" for k, v in scn["params"].items())

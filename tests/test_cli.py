@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -77,7 +78,7 @@ async def cli(
     return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
-def read_results(path: Path) -> list[dict[str, object]]:
+def read_results(path: Path) -> list[dict[str, Any]]:
     data = path.read_bytes()
     assert not data or data.endswith(b"\n"), "the results file ends in a partial line"
     return [msgspec.json.decode(line) for line in data.splitlines()]

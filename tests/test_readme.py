@@ -105,7 +105,7 @@ def test_demo_command_runs(tmp_path: Path) -> None:
     command = BASH_BLOCKS[0].split("&&", 1)[1].split()
     assert command[:3] == ["python", "-m", "twelvelabs_async"]
     result = subprocess.run(
-        [sys.executable, *command[1:], "--tasks", "300"],
+        [sys.executable, *command[1:], "--tasks", "300", "--duration", "2"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

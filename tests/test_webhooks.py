@@ -105,7 +105,7 @@ def test_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(twelvelabs_async.webhooks.hmac, "compare_digest", spy)
+    monkeypatch.setattr("twelvelabs_async.webhooks.hmac.compare_digest", spy)
     verify_signature(b"{}", sign(b"{}", SECRET, timestamp=NOW), SECRET, now=NOW)
     assert len(calls) == 1
 
@@ -155,7 +155,8 @@ def test_analyze_events_parse_into_structs() -> None:
     assert isinstance(event, AnalyzeTaskEvent)
     assert event.id == "evt_1"
     assert event.type == "analyze.task.failed"
-    assert event.created_at is not None and event.created_at.year == 2026
+    assert event.created_at is not None
+    assert event.created_at.year == 2026
     assert event.task_id == event.data.task_id == "task_1"
     assert event.task_kind == "analyze"
     assert event.status == "failed"
@@ -260,8 +261,9 @@ def test_receiver_verifies_dedupes_and_notifies_pollers() -> None:
     receiver.detach(second)
 
     clock[0] = NOW + 3600.0
+    stale = event_body(event_id="evt_3")
     with pytest.raises(WebhookTimestampError):
-        receiver.receive(event_body(event_id="evt_3"), header)
+        receiver.receive(stale, sign(stale, SECRET, timestamp=NOW))
     with pytest.raises(WebhookSignatureError):
         receiver.receive(body, None)
     assert (receiver.received, receiver.duplicates, receiver.rejected) == (2, 1, 2)

@@ -53,6 +53,7 @@ SWEEP_MISSES_BEFORE_SOLO = 2
 """A task absent from this many sweeps in a row, yet not final, is polled on its own."""
 MAX_PROBE_SKIPS = 3
 """Sweeps that may end after page one because nothing moved, before a full walk is forced."""
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 _RATE_LIMIT_FLOOR = 0.02
 """Pause everything when ``X-Ratelimit-Remaining`` drops to this share of the limit."""
 
@@ -117,6 +118,9 @@ class PollerStats:
         return self.ready + self.failed + self.canceled + self.timed_out + self.not_found
 
 
+_Window = tuple[datetime, datetime]
+
+
 class _Mode(Enum):
     SWEEP = "sweep"
     SOLO = "solo"
@@ -171,8 +175,9 @@ class _Group:
         self.last_sweep_at: float | None = None
         self.last_sweep_cost = 1
         self.completion_rate = 0.0
+        self.idle_interval: float | None = None
         self.last_totals: dict[str, int] = {}
-        self.last_window: tuple[str | None, str | None] = (None, None)
+        self.last_window: _Window | None = None
         self.probe_skips = 0
         self.sweep_failures = 0
 
@@ -580,16 +585,24 @@ class Poller:
 
     # --- sweeps ---------------------------------------------------------------------------
 
-    def _window(self, members: list[_Watch]) -> tuple[str | None, str | None]:
-        """The creation-time window holding every member (``None`` sides when unknown)."""
-        if not members or any(w.created_at is None for w in members):
-            return None, None
-        oldest = min(w.created_at for w in members if w.created_at is not None)
-        newest = max(w.created_at for w in members if w.created_at is not None)
+    @staticmethod
+    def _window(members: Iterable[_Watch]) -> _Window | None:
+        """The creation-time window holding every member (``None`` while any is unknown)."""
+        oldest = newest = None
+        for watch in members:
+            created = watch.created_at
+            if created is None:
+                return None
+            if oldest is None or created < oldest:
+                oldest = created
+            if newest is None or created > newest:
+                newest = created
+        if oldest is None or newest is None:
+            return None
         # The filters take whole seconds; widen by one on each side.
         start = oldest.astimezone(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
         end = newest.astimezone(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
-        return start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return start, end
 
     async def _sweep(self, group: _Group) -> None:
         started = anyio.current_time()
@@ -622,36 +635,40 @@ class Poller:
         Returns the number of list requests spent.
         """
         resource = group.resource
-        window = self._window(members) if resource.sweep_time_window else (None, None)
+        window = self._window(members) if resource.sweep_time_window else None
         can_skip = (
-            len(resource.sweep_statuses) == 1
-            and window[0] is not None
+            window is not None
             and window == group.last_window
             and group.probe_skips < MAX_PROBE_SKIPS
         )
-        group.last_window = window
         seen: set[str] = set()
+        created: list[datetime] = []
         requests = 0
         for status in resource.sweep_statuses:
             params = {"status": status, "page_limit": str(SWEEP_PAGE_LIMIT)}
-            started_at, ended_at = window
-            if started_at is not None and ended_at is not None:
-                params["started_at"], params["ended_at"] = started_at, ended_at
+            if window is not None:
+                params["started_at"] = window[0].strftime(_RFC3339)
+                params["ended_at"] = window[1].strftime(_RFC3339)
             number = 1
             while True:
                 page = await resource.list_page({**params, "page": str(number)}, self._options)
                 requests += 1
                 info = page.page_info
-                if number == 1 and info is not None and info.total_results is not None:
-                    total = info.total_results
-                    if can_skip and group.last_totals.get(status) == total:
-                        # In a closed creation window the count of non-final tasks only
-                        # falls; the same count means nothing moved since the last walk.
-                        group.probe_skips += 1
-                        return requests
-                    group.last_totals[status] = total
-                self._read_sweep_page(group, page.items, seen)
-                if len(page.items) < SWEEP_PAGE_LIMIT or (
+                if (
+                    can_skip
+                    and number == 1
+                    and info is not None
+                    and info.total_results is not None
+                    and group.last_totals.get(status) == info.total_results
+                ):
+                    # In a closed creation window the count of non-final tasks only
+                    # falls; the same count as the last walk saw means nothing moved.
+                    group.probe_skips += 1
+                    return requests
+                items = page.items
+                self._read_sweep_page(group, items, seen)
+                created.extend(item.created_at for item in items if item.created_at is not None)
+                if len(items) < SWEEP_PAGE_LIMIT or (
                     info is not None and info.total_page is not None and number >= info.total_page
                 ):
                     break
@@ -661,11 +678,27 @@ class Poller:
             if watch.task_id in seen:
                 watch.misses = 0
         changed = self._missed([w for w in members if w.task_id not in seen])
+        self._remember_window(group, created)
         now = anyio.current_time()
         if group.last_sweep_at is not None:
             rate = changed / max(now - group.last_sweep_at, 1e-3)
             group.completion_rate = 0.5 * group.completion_rate + 0.5 * rate
         return requests
+
+    def _remember_window(self, group: _Group, created: list[datetime]) -> None:
+        """Record how many non-final tasks this walk saw inside the window the next sweep
+        will use, so that sweep can stop after one request if the count has not moved."""
+        group.last_totals = {}
+        group.last_window = None
+        if len(group.resource.sweep_statuses) != 1:
+            return  # the count would need one probe per status; walk instead
+        window = self._window(w for w in group.sweep_members() if not w.done)
+        if window is None:
+            return
+        start, end = window
+        (status,) = group.resource.sweep_statuses
+        group.last_totals[status] = sum(1 for c in created if start <= c <= end)
+        group.last_window = window
 
     def _missed(self, watches: list[_Watch]) -> int:
         """Retrieve, one by one, tasks that a sweep did not see among the non-final ones."""
@@ -698,7 +731,13 @@ class Poller:
         low, high = self._schedule.initial, self._schedule.maximum
         rate = group.completion_rate
         if rate <= 0:
-            return high
+            # Nothing has finished yet: back off gradually rather than jump to the cap, so
+            # the first finished tasks are not left waiting a whole max interval.
+            idle = group.idle_interval
+            idle = max(low, high / 4) if idle is None else min(high, idle * 1.5)
+            group.idle_interval = idle
+            return idle
+        group.idle_interval = None
         interval = group.last_sweep_cost / (SWEEP_REQUESTS_PER_TASK * rate)
         return min(max(interval, low), high)
 

@@ -576,7 +576,7 @@ class Transport:
         self, call: _Call, status: int, headers: CIMultiDictProxy[str], body: bytes
     ) -> Exception:
         code, message, decoded = parse_error_body(body)
-        if message is None:
+        if message is None or not message.strip():  # an empty message is no message
             reason = "redirect not followed" if 300 <= status < 400 else "no error message"
             message = f"HTTP {status} ({reason})"
         error = status_error_class(status)(

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._version import __version__
 from ._common import (
+    EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
-    EXIT_USAGE,
     KIND_NAMES,
     describe_error,
     error_exit_code,
@@ -46,9 +48,14 @@ exit codes:
   2    usage error: bad arguments, no API key, no task ids, unusable file
   3    the API refused the key (401/403)
   4    another API error, or the API could not be reached
-  130  interrupted (Ctrl-C); rerun watch with the same --out to resume"""
+  130  interrupted (Ctrl-C); rerun watch with the same --out to resume
+  141  the reader of stdout went away (e.g. `| head`)"""
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _paragraphs(*paragraphs: str) -> str:
+    return "\n\n".join(textwrap.fill(text, 88) for text in paragraphs)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -95,17 +102,21 @@ def _progress_options(parser: argparse.ArgumentParser, default_interval: float) 
     )
 
 
-def _command(parser: argparse.ArgumentParser, run: Command) -> None:
-    parser.set_defaults(run=run)
+def _command(parser: argparse.ArgumentParser, target: str) -> None:
+    # "module:function", imported only when that command runs (the fake server and the
+    # demo cost every other command nothing).
+    parser.set_defaults(target=target)
+
+
+def _load(target: str) -> Command:
+    module_name, _, function = target.partition(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    command: Command = getattr(module, function)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    from ._demo import demo
-    from ._fake import fake_server
-    from ._tasks import tasks_get, tasks_list
-    from ._watch import watch
-
     parser = argparse.ArgumentParser(
         prog="twelvelabs-async",
         description=DESCRIPTION,
@@ -150,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=positive_int, metavar="N", help="stop after N tasks")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     _connection_options(listing, top=False)
-    _command(listing, tasks_list)
+    _command(listing, "_tasks:tasks_list")
 
     getting = actions.add_parser(
         "get",
@@ -162,19 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     getting.add_argument("kind", type=kind_arg, metavar=KINDS_METAVAR, help="task kind")
     getting.add_argument("task_id", metavar="ID", help="the task id")
     _connection_options(getting, top=False)
-    _command(getting, tasks_get)
+    _command(getting, "_tasks:tasks_get")
 
     # --- watch ---------------------------------------------------------------------------
     watching = commands.add_parser(
         "watch",
         help="wait for tasks, with progress and a resumable results file",
-        description=(
+        description=_paragraphs(
             "Poll tasks of one kind until each is final. Each final task is written as one "
             "JSON line (task_id, kind, status, error, task) to --out the moment it is known, "
             "or to stdout without --out; rerun with the same --out to resume. Progress goes "
-            "to stderr.\n\nTask ids come from the arguments, --ids-file (one per line, or "
-            "JSON lines such as `tasks list --json` output; - for stdin), stdin when it is "
-            "not a terminal, and/or --status (every task listed with that status)."
+            "to stderr.",
+            "Task ids come from the arguments, --ids-file (one per line, or JSON lines such "
+            "as `tasks list --json` output; - for stdin), stdin when it is not a terminal, "
+            "and/or --status (every task listed with that status).",
         ),
         epilog=(
             "examples:\n"
@@ -231,13 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _progress_options(watching, 5.0)
     _connection_options(watching, top=False)
-    _command(watching, watch)
+    _command(watching, "_watch:watch")
 
     # --- fake-server ---------------------------------------------------------------------
     faking = commands.add_parser(
         "fake-server",
         help="run the built-in fake TwelveLabs API",
-        description=(
+        description=_paragraphs(
             "Serve the fake TwelveLabs API on 127.0.0.1 and print its base URL on stdout "
             "(one line). Ctrl-C stops it."
         ),
@@ -281,13 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="POST signed analyze.task.* webhooks here when analysis tasks finish",
     )
     faking.add_argument("--webhook-secret", metavar="SECRET", help="webhook signing secret")
-    _command(faking, fake_server)
+    _command(faking, "_fake:fake_server")
 
     # --- demo ----------------------------------------------------------------------------
     demoing = commands.add_parser(
         "demo",
         help="the main job against an in-process fake API (no key, no network)",
-        description=(
+        description=_paragraphs(
             "Start the fake API in this process, create a few thousand mixed tasks, list and "
             "retrieve tasks of every kind, watch them all with a progress display, write the "
             "results file and print a summary. No API key, no network."
@@ -320,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demoing.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _progress_options(demoing, 2.0)
-    _command(demoing, demo)
+    _command(demoing, "_demo:demo")
     return parser
 
 
@@ -346,16 +358,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(getattr(args, "verbose", 0) or 0)
-    run: Command = args.run
+    run = _load(args.target)
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
         stderr_line("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `... | head`: the reader left; say nothing more.
-        sys.stderr.close()
-        return EXIT_USAGE
+        # `... | head`: the reader left. Point stdout at /dev/null so that the flush at exit
+        # does not fail again, and exit like a tool killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         stderr_line(f"error: {describe_error(error)}")
         return error_exit_code(error)

@@ -27,6 +27,7 @@ from ..resources import AnalyzeTasks, EmbedV1Tasks, EmbedV2Tasks
 __all__ = [
     "EXIT_API_ERROR",
     "EXIT_AUTH",
+    "EXIT_BROKEN_PIPE",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_READY",
     "EXIT_OK",
@@ -52,6 +53,8 @@ EXIT_API_ERROR: Final = 4
 """Any other API error, or the API could not be reached."""
 EXIT_INTERRUPTED: Final = 130
 """Interrupted (Ctrl-C); ``watch --out`` can be rerun to resume."""
+EXIT_BROKEN_PIPE: Final = 141
+"""Standard output was closed by its reader (``| head``), as for a tool killed by SIGPIPE."""
 
 KIND_NAMES: Final[dict[str, TaskKind]] = {
     "embed-v2": "embed_v2",

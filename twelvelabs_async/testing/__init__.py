@@ -32,7 +32,7 @@ twelvelabs_async.testing --port 0`` runs the fake standalone.
 
 from ._app import RequestRecord
 from ._faults import Chaos, Fault, FaultPlan
-from ._server import FakeTwelveLabs
+from ._server import FakeTwelveLabs, WebhookDelivery
 from ._store import FINAL_STATUSES, TaskKind, TaskRecord
 
 __all__ = [
@@ -44,4 +44,5 @@ __all__ = [
     "RequestRecord",
     "TaskKind",
     "TaskRecord",
+    "WebhookDelivery",
 ]
