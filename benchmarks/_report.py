@@ -51,6 +51,7 @@ IMPORT_COLUMNS: list[Column] = [
     ("-X importtime ms", "importtime_ms", _f(1)),
 ]
 POLLER_COLUMNS: list[Column] = [
+    ("time scale 1/x", "time_scale", _f(0)),
     ("requests/task", "requests_per_task", _f(2)),
     ("delay median s", "delay_median_s", _f(1)),
     ("delay p90 s", "delay_p90_s", _f(1)),
@@ -128,7 +129,13 @@ def _targets(results: dict[str, Any]) -> list[str]:
         for t in scn["targets"]:
             lines.append(
                 f"| {t['id']} | {t['text']} | {_value(t['value'])} | {t['op']} "
-                f"{_value(t['threshold'])} | {_verdict(t['met'])} |"
+                f"{_value(t['threshold'])} | "
+                + (
+                    f"info: {'yes' if t['met'] else 'no'}"
+                    if t.get("informational")
+                    else _verdict(t["met"])
+                )
+                + " |"
             )
     return lines
 
@@ -142,7 +149,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "Written by `python -m benchmarks` (`nox -s bench`). Each client measurement ran in a "
         "fresh subprocess against the fake TwelveLabs server in another process; cells are "
-        "`median [min..max]` over the counted runs; ratios use medians.",
+        "`median [min..max]` over the counted runs; ratios are ratios of medians (the "
+        "targets use those), and the `paired rounds` ratios are the median of per-round ratios "
+        "(runs alternate, so the k-th runs of two clients ran side by side; this cancels slow "
+        "drifts in the machine's speed).",
         "",
         f"- Date: {meta['date']}",
         f"- Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gb']} GB RAM, "

@@ -116,6 +116,9 @@ async def _list(spec: dict[str, Any]) -> dict[str, Any]:
     # Warm-up: one page (connection, decoders), not measured and not counted.
     async for _ in client.list_ids(page_limit):
         break
+    # Leaving that loop cancels our prefetch of page 2, which may already be on the wire: let
+    # it reach the server now, before the runner reads the server's request counter.
+    await asyncio.sleep(0.2)
     if io:  # start the thread pool's worker before measuring
         await loop.run_in_executor(None, time.sleep, 0)
     _wait_for_go()

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from twelvelabs_async import APIError, AsyncTwelveLabs, set_testing
+from twelvelabs_async import APIError, APITimeoutError, AsyncTwelveLabs, Timeout, set_testing
 from twelvelabs_async.testing import FakeTwelveLabs
 
 pytestmark = pytest.mark.anyio
@@ -96,11 +96,9 @@ async def tiny_api(sock: socket.socket | None = None) -> AsyncIterator[TinyAPI]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     try:
-        site: web.BaseSite
-        if sock is None:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-        else:
-            site = web.SockSite(runner, sock)
+        site: web.BaseSite = (
+            web.TCPSite(runner, "127.0.0.1", 0) if sock is None else web.SockSite(runner, sock)
+        )
         await site.start()
         api.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1.3"
         yield api
@@ -157,21 +155,19 @@ async def connect_scenario() -> AsyncIterator[Scenario]:
     with never_accepting_listener() as (listener, fillers):
         port = listener.getsockname()[1]
         client = one_connection(f"http://127.0.0.1:{port}/v1.3")
-        served: list[TinyAPI] = []
 
         async def later() -> Any:
             # The listener starts accepting: the same client now connects and gets an answer.
             for filler in fillers:
                 filler.close()
-            api = await stack.enter_async_context(tiny_api(listener))
-            served.append(api)
+            await stack.enter_async_context(tiny_api(listener))
             return await client.embed.v2.tasks.retrieve("after")
 
         async with contextlib.AsyncExitStack() as stack, client:
             yield Scenario(
                 client,
                 lambda: client.embed.v2.tasks.retrieve("abc"),
-                reached=lambda: True,
+                reached=lambda: True,  # see test_the_listener_really_holds_connect_open
                 later=later,
             )
 
@@ -346,7 +342,8 @@ async def cancel(mechanism: str, scenario: Scenario) -> list[BaseException | Non
                 await observed()
         assert not isinstance(info.value, APIError)
         current = asyncio.current_task()
-        assert current is not None and current.cancelling() == 0  # nothing left uncancelled
+        assert current is not None
+        assert current.cancelling() == 0  # the timeout's own cancel request was withdrawn
     elif mechanism == "task_cancel":
         task = asyncio.ensure_future(observed())
         await anyio.sleep(CANCEL_AFTER)
@@ -380,3 +377,18 @@ async def test_cancellation_propagates_and_leaks_nothing(
             with anyio.fail_after(5):
                 assert await scenario.later() is not None
     await no_new_tasks(before)
+
+
+async def test_the_listener_really_holds_connect_open() -> None:
+    """The "connect" scenario is what it claims: only a connect timeout ends the call."""
+    with never_accepting_listener() as (listener, _):
+        port = listener.getsockname()[1]
+        async with AsyncTwelveLabs(
+            api_key="k",
+            base_url=f"http://127.0.0.1:{port}/v1.3",
+            timeout=Timeout(connect=0.2, read=30, total=30),
+            max_retries=0,
+        ) as client:
+            with pytest.raises(APITimeoutError) as info, anyio.fail_after(5):
+                await client.embed.v2.tasks.retrieve("abc")
+    assert "Connect" in str(info.value) or "connect" in str(info.value)

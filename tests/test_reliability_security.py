@@ -208,7 +208,7 @@ async def test_key_never_in_logs_errors_tracebacks_output_or_server_log(
     assert_no_key([repr(r) for r in [*log, *strict_log]], "the fake server's request log")
 
 
-# --- never in clear to a remote host ---------------------------------------------------------------
+# --- never in clear to a remote host -------------------------------------------------------------
 
 REMOTE_HTTP = [
     "http://api.twelvelabs.io/v1.3",
@@ -246,7 +246,7 @@ def test_loopback_http_and_https_need_no_opt_in(url: str) -> None:
     assert AsyncTwelveLabs(api_key=KEY, base_url=url).base_url == url
 
 
-# --- never forwarded on a redirect ------------------------------------------------------------------
+# --- never forwarded on a redirect ----------------------------------------------------------------
 
 
 @dataclass
@@ -294,7 +294,7 @@ async def test_redirects_are_not_followed_and_the_key_stays_home(status: int, wh
     assert all(headers.get("x-api-key") == KEY for _, _, headers in origin.requests)
 
 
-# --- webhook signatures: constant-time comparison ---------------------------------------------------
+# --- webhook signatures: constant-time comparison -------------------------------------------------
 
 
 def test_webhook_signatures_compare_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -572,6 +572,9 @@ class Poller:
         if self._on_change is not None and status != watch.status:
             self._emit(StatusChange(watch.task_id, group.kind, watch.status, status))
         watch.last_task = None  # the outcome keeps it; the watch is done
+        # Likewise its last error: a transient one would otherwise pin its traceback (frames,
+        # responses, buffers) for the poller's whole life, for every task that ever erred.
+        watch.last_error = None
         self._results_send.send_nowait(Outcome(watch.task_id, group.kind, status, task, error))
         if len(group.pending) < SWEEP_MIN_TASKS:
             self._rebalance(group, anyio.current_time())
