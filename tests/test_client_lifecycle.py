@@ -64,7 +64,7 @@ def counting_sessions(monkeypatch: pytest.MonkeyPatch) -> SessionLog:
         created.append((session, loop))
         return session
 
-    monkeypatch.setattr(transport_module.aiohttp, "ClientSession", factory)
+    monkeypatch.setattr(aiohttp, "ClientSession", factory)
     return created
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -23,6 +21,9 @@ from ._transport import EventHooks, Transport
 from ._types import TaskKind
 from .resources import Analyze, Embed, TaskResource
 from .resources._base import DEFAULT_TASK_TIMEOUT
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AsyncTwelveLabs"]
 

@@ -16,14 +16,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import aiohttp
 import anyio
 import backoff
 import msgspec
-from multidict import CIMultiDictProxy
-from yarl import URL
 
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -41,6 +38,13 @@ from ._exceptions import (
     status_error_class,
 )
 from ._version import __version__
+
+if TYPE_CHECKING:
+    # aiohttp (with yarl and multidict) is most of the import cost; it is imported on first
+    # use instead, inside the event loop, so `import twelvelabs_async` stays cheap.
+    import aiohttp
+    from multidict import CIMultiDictProxy
+    from yarl import URL
 
 __all__ = ["EventHooks", "RequestOptions", "Response", "ResponseEvent", "Transport"]
 
@@ -310,6 +314,8 @@ class Transport:
             raise ValueError("max_connections must be at least 1")
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
+        from yarl import URL
+
         self._base = URL(base_url)
         if self._base.scheme not in ("http", "https") or not self._base.host:
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
@@ -369,6 +375,8 @@ class Transport:
             raise ClientClosedError("The aiohttp session given to the TwelveLabs client is closed.")
 
     def _ensure_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._closed:
             raise ClientClosedError("The TwelveLabs client is closed; create a new one.")
         session = self._session
@@ -407,6 +415,8 @@ class Transport:
     def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
         cached = self._client_timeouts.get(timeout)
         if cached is None:
+            import aiohttp
+
             cached = aiohttp.ClientTimeout(
                 total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
             )
@@ -506,6 +516,8 @@ class Transport:
             slots.release()
 
     async def _send(self, session: aiohttp.ClientSession, call: _Call, started: float) -> Response:
+        import aiohttp  # already loaded by _ensure_session: a dictionary lookup
+
         data: Any = call.json_body
         headers = call.headers
         opened: list[IO[bytes]] = []
@@ -647,6 +659,8 @@ async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
     ``StreamReader.read(n)`` returns only what is buffered, so one call can miss the end of a
     body sent in several chunks. A body cut off midway keeps what arrived: the status decides.
     """
+    import aiohttp
+
     buffer = bytearray()
     try:
         while len(buffer) < _ERROR_BODY_LIMIT:
@@ -661,6 +675,8 @@ async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
 
 def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, list[IO[bytes]]]:
     """A fresh multipart body for each attempt (aiohttp consumes a ``FormData`` once)."""
+    import aiohttp
+
     form = aiohttp.FormData(default_to_multipart=True)
     opened: list[IO[bytes]] = []
     for name, value in fields:
