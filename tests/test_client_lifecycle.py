@@ -15,7 +15,6 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-import twelvelabs_async._transport as transport_module
 from twelvelabs_async import (
     AsyncTwelveLabs,
     AuthenticationError,
