@@ -58,42 +58,67 @@ class AsyncPaginator(Generic[ItemT]):
 
     async def pages(self) -> AsyncGenerator[TaskPage[ItemT], None]:
         """Each page in order, the next one prefetched while the caller handles this one."""
-        number = self._first_page
-        ahead: asyncio.Task[TaskPage[ItemT]] | None = None
+        walk = _PageWalk(self)
         try:
-            page = await self._fetch_page(number)
-            while True:
-                last = self._is_last(page, number)
-                if not last:
-                    # An owned task, cancelled and reaped in `finally`: an async generator
-                    # cannot hold an anyio task group open across `yield`.
-                    ahead = asyncio.ensure_future(self._fetch_page(number + 1))
+            while (page := await walk.next_page()) is not None:
                 yield page
-                if last or ahead is None:
-                    return
-                page = await ahead
-                ahead = None
-                number += 1
-                if not page.items:
-                    return
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-                # wait() neither raises the child's CancelledError nor swallows ours.
-                await asyncio.wait([ahead])
-            elif ahead is not None and not ahead.cancelled():
-                with contextlib.suppress(Exception):
-                    ahead.exception()  # retrieved: an unused page's error is not an error
+            await walk.aclose()
 
     async def __aiter__(self) -> AsyncIterator[ItemT]:
-        pages = self.pages()
+        # One generator layer per item, not two: items are the hot path of a listing.
+        walk = _PageWalk(self)
         try:
-            async for page in pages:
+            while (page := await walk.next_page()) is not None:
                 for item in page.items:
                     yield item
         finally:
-            await pages.aclose()
+            await walk.aclose()
 
     async def to_list(self) -> list[ItemT]:
         """Every item, collected."""
         return [item async for item in self]
+
+
+class _PageWalk(Generic[ItemT]):
+    """One walk over the pages, keeping at most one page fetch running ahead."""
+
+    __slots__ = ("_ahead", "_done", "_number", "_paginator")
+
+    def __init__(self, paginator: AsyncPaginator[ItemT]) -> None:
+        self._paginator = paginator
+        self._number = paginator._first_page - 1
+        self._ahead: asyncio.Task[TaskPage[ItemT]] | None = None
+        self._done = False
+
+    async def next_page(self) -> TaskPage[ItemT] | None:
+        """The next page (``None`` at the end), starting the fetch of the one after it."""
+        if self._done:
+            return None
+        paginator = self._paginator
+        ahead, self._ahead = self._ahead, None
+        self._number += 1
+        page = await (ahead if ahead is not None else paginator._fetch_page(self._number))
+        if self._number > paginator._first_page and not page.items:
+            self._done = True
+            return None
+        if paginator._is_last(page, self._number):
+            self._done = True
+        else:
+            # An owned task, cancelled and reaped in aclose(): an async generator cannot hold
+            # an anyio task group open across `yield`.
+            self._ahead = asyncio.ensure_future(paginator._fetch_page(self._number + 1))
+        return page
+
+    async def aclose(self) -> None:
+        """Cancel and reap a fetch still running ahead."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        if not ahead.done():
+            ahead.cancel()
+            # wait() neither raises the child's CancelledError nor swallows ours.
+            await asyncio.wait([ahead])
+        elif not ahead.cancelled():
+            with contextlib.suppress(Exception):
+                ahead.exception()  # retrieved: an unused page's error is not an error

@@ -526,22 +526,19 @@ class FakeApp:
         )
         total = len(rows)
         start = (page - 1) * limit
-        item = self.payloads.media_embedding_item
+        item = self.payloads.media_embedding_item_bytes
         shown = [rows[total - 1 - pos] for pos in range(start, min(start + limit, total))]
-        data = [item(rec) for rec in shown]
+        data = b",".join([item(rec) for rec in shown])
         self.store.observe(shown, now)
-        body = _encode(
+        page_info = _encode(
             {
-                "data": data,
-                "page_info": {
-                    "limit_per_page": limit,
-                    "page": page,
-                    "total_page": math.ceil(total / limit),
-                    "total_results": total,
-                },
+                "limit_per_page": limit,
+                "page": page,
+                "total_page": math.ceil(total / limit),
+                "total_results": total,
             }
         )
-        return 200, body
+        return 200, b'{"data":[' + data + b'],"page_info":' + page_info + b"}"
 
     async def _v2_list(self, request: web.BaseRequest, task_id: str | None, now: float) -> Reply:
         return self._embed_list("embed_v2", request, now)

@@ -302,6 +302,17 @@ class Payloads:
             item["video_embedding"] = {"metadata": self.v1_metadata(rec)}
         return item
 
+    def media_embedding_item_bytes(self, rec: TaskRecord) -> bytes:
+        """The encoded list item, rebuilt only when the task's status changed (list pages
+        are then joins of cached bytes, so listing never makes the server the bottleneck)."""
+        key = (rec.status, rec.final_at)
+        cached = rec.list_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        body = _encode(self.media_embedding_item(rec))
+        rec.list_cache = (key, body)
+        return body
+
     def v1_status(self, rec: TaskRecord) -> bytes:
         """Body of ``GET /embed/tasks/{id}/status``."""
         cache: tuple[bytes, bytes, bytes] | None = rec.cache

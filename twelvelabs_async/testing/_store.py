@@ -113,6 +113,8 @@ class TaskRecord:
     """Request-specific details (only for tasks created through POST)."""
     cache: Any = None
     """Encoded body fragments of a final task (owned by the payload builder)."""
+    list_cache: tuple[tuple[str, float | None], bytes] | None = None
+    """The encoded list item and the (status, final_at) it was built for (payload builder's)."""
 
     @property
     def created_at(self) -> datetime:
