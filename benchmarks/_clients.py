@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -99,88 +98,13 @@ class Sdk(Client):
 # --- raw aiohttp + msgspec --------------------------------------------------------------------
 
 
-class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
-    pass
+def raw_types() -> tuple[Any, Any]:
+    """The structs the raw loop decodes into: the library's own wire structs, so the comparison
+    measures the client machinery around the same msgspec decoding (imported on demand, so
+    that no client's process carries another's imports)."""
+    from twelvelabs_async.types import EmbeddingTask, MediaEmbeddingTask, TaskPage
 
-
-class RawEmbeddingData(_Wire):
-    embedding: list[float]
-    embedding_uncertainty: list[float] | None = None
-    embedding_option: str | None = None
-    embedding_scope: str | None = None
-    start_sec: float | None = None
-    end_sec: float | None = None
-    start_page_number: int | None = None
-    end_page_number: int | None = None
-    quadrant: str | None = None
-    chunk_index: int | None = None
-
-
-class RawUsage(_Wire):
-    input_tokens: dict[str, int] = {}
-    truncated: bool = False
-    truncation_reason: str | None = None
-
-
-class RawMetadata(_Wire):
-    input_type: str | None = None
-    input_url: str | None = None
-    input_filename: str | None = None
-    clip_length: float | None = None
-    embedding_scopes: list[str] | None = None
-    embedding_options: list[str] | None = None
-    duration: float | None = None
-    start_offset_sec: float | None = None
-    end_offset_sec: float | None = None
-    embedding_dimension: int | None = None
-
-
-class RawError(_Wire):
-    message: str | None = None
-    code: str | None = None
-
-
-class RawTask(_Wire):
-    """The same fields and types as ``twelvelabs_async.types.EmbeddingTask``."""
-
-    id: str = msgspec.field(name="_id")
-    status: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    data: list[RawEmbeddingData] | None = None
-    usage: RawUsage | None = None
-    metadata: RawMetadata | None = None
-    error: RawError | None = None
-
-
-class _RawMetadataHolder(_Wire):
-    metadata: dict[str, Any] | None = None
-
-
-class RawItem(_Wire):
-    """The same fields and types as ``twelvelabs_async.types.MediaEmbeddingTask``."""
-
-    id: str | None = msgspec.field(default=None, name="_id")
-    model_name: str | None = None
-    status: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    video_embedding: _RawMetadataHolder | None = None
-    audio_embedding: _RawMetadataHolder | None = None
-    document_embedding: _RawMetadataHolder | None = None
-    image_embedding: _RawMetadataHolder | None = None
-
-
-class RawPageInfo(_Wire):
-    limit_per_page: int | None = None
-    page: int | None = None
-    total_page: int | None = None
-    total_results: int | None = None
-
-
-class RawPage(_Wire):
-    data: list[RawItem] | None = None
-    page_info: RawPageInfo | None = None
+    return EmbeddingTask, TaskPage[MediaEmbeddingTask]
 
 
 class Raw(Client):
@@ -194,8 +118,9 @@ class Raw(Client):
             connector=aiohttp.TCPConnector(limit=max(concurrency, 1)),
             headers={"x-api-key": API_KEY},
         )
-        self.task_decoder = msgspec.json.Decoder(RawTask)
-        self.page_decoder = msgspec.json.Decoder(RawPage)
+        task_type, page_type = raw_types()
+        self.task_decoder = msgspec.json.Decoder(task_type)
+        self.page_decoder = msgspec.json.Decoder(page_type)
 
     async def retrieve(self, task_id: str) -> str:
         async with self.session.get(f"{self.base}/embed-v2/tasks/{task_id}") as resp:

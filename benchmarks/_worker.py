@@ -179,9 +179,9 @@ def _decode(spec: dict[str, Any]) -> dict[str, Any]:
     elif name == "raw":
         import msgspec
 
-        from ._clients import RawTask
+        from ._clients import raw_types
 
-        decoder = msgspec.json.Decoder(RawTask)
+        decoder = msgspec.json.Decoder(raw_types()[0])
 
         def once() -> Any:
             return decoder.decode(body)
