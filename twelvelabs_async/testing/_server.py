@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -182,9 +181,9 @@ class FakeTwelveLabs:
         tasks, self._webhook_tasks = self._webhook_tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # wait() reaps the cancelled workers without swallowing a cancellation of our own.
+            await asyncio.wait(tasks)
         session, self._webhook_session = self._webhook_session, None
         if session is not None:
             await session.close()
