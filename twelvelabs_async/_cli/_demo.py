@@ -19,6 +19,7 @@ import anyio
 
 from .._client import AsyncTwelveLabs
 from .._exceptions import ConflictError
+from .._poller import Outcome
 from .._types import TaskKind
 from ..testing import FakeTwelveLabs
 from ._common import (
@@ -30,7 +31,7 @@ from ._common import (
     resource_for,
     write_line,
 )
-from ._progress import PlainDisplay, Snapshot, open_display, refresh
+from ._progress import Snapshot, follow, open_display
 from ._results import ResultsFile
 
 __all__ = ["demo", "split_tasks"]
@@ -171,18 +172,11 @@ class _Demo:
                     requests=stats.requests,
                 )
 
-            display.start(total, "watching")
-            try:
-                async with anyio.create_task_group() as group:
-                    if display.live or isinstance(display, PlainDisplay):
-                        group.start_soon(refresh, display, snapshot)
-                    async for outcome in poller.as_completed():
-                        results.append(outcome_record(outcome))
-                        counts[outcome.status] += 1
-                        display.update(snapshot())
-                    group.cancel_scope.cancel()
-            finally:
-                display.stop(snapshot())
+            def record(outcome: Outcome) -> None:
+                results.append(outcome_record(outcome))
+                counts[outcome.status] += 1
+
+            await follow(poller, display, total, snapshot, record)
         return counts, time.monotonic() - started
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 
 import anyio
@@ -30,16 +27,8 @@ async def fake_server(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await fake.start()
-    except OSError as exc:
-        raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc}", EXIT_USAGE) from None
-    try:
+
+    async def announce() -> None:
         seeded: list[str] = []
         if args.seed_tasks:
             seeded = fake.add_tasks(args.kind, args.seed_tasks)
@@ -55,7 +44,9 @@ async def fake_server(args: argparse.Namespace) -> int:
             f"export TWELVELABS_BASE_URL={fake.base_url} TWELVELABS_API_KEY={fake.api_key}"
             "  # Ctrl-C stops the server"
         )
-        await stop.wait()
-    finally:
-        await fake.close()
+
+    try:
+        await fake.serve_until_signalled(announce)
+    except OSError as exc:  # announce() turns its own OSErrors into CliError
+        raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc}", EXIT_USAGE) from None
     return EXIT_OK

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import anyio
 
+from .._poller import Outcome, Poller
 from ._common import format_counts, write_line
 
 __all__ = [
@@ -251,6 +252,28 @@ async def refresh(display: Display, snapshot: Callable[[], Snapshot]) -> None:
     while True:
         await anyio.sleep(period)
         display.update(snapshot())
+
+
+async def follow(
+    poller: Poller,
+    display: Display,
+    total: int,
+    snapshot: Callable[[], Snapshot],
+    on_outcome: Callable[[Outcome], None],
+) -> None:
+    """Hand each outcome of ``poller`` to ``on_outcome`` while ``display`` follows along
+    (redrawn in the background between outcomes), then draw the final state."""
+    display.start(total, "watching")
+    try:
+        async with anyio.create_task_group() as group:
+            if display.live or isinstance(display, PlainDisplay):
+                group.start_soon(refresh, display, snapshot)
+            async for outcome in poller.as_completed():
+                on_outcome(outcome)
+                display.update(snapshot())
+            group.cancel_scope.cancel()
+    finally:
+        display.stop(snapshot())
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -9,10 +9,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
-import anyio
 import msgspec
 
-from .._poller import Poller
+from .._poller import Outcome, Poller
 from .._types import TaskKind
 from ._common import (
     CLI_NAMES,
@@ -29,7 +28,7 @@ from ._common import (
     stderr_line,
     unique,
 )
-from ._progress import Display, PlainDisplay, Snapshot, open_display, refresh
+from ._progress import Display, Snapshot, follow, open_display
 from ._results import ResultsFile
 
 __all__ = ["UNFINISHED", "parse_id_lines", "watch"]
@@ -211,18 +210,12 @@ async def _watch(
             max_poll_interval=args.max_poll_interval,
         ) as poller:
             poller.add(resource, todo)
-            display.start(len(ids), "watching")
-            try:
-                async with anyio.create_task_group() as group:
-                    if display.live or isinstance(display, PlainDisplay):
-                        group.start_soon(refresh, display, snapshot)
-                    async for outcome in poller.as_completed():
-                        sink.write(outcome_record(outcome))
-                        counts[outcome.status] += 1
-                        display.update(snapshot())
-                    group.cancel_scope.cancel()
-            finally:
-                display.stop(snapshot())
+
+            def record(outcome: Outcome) -> None:
+                sink.write(outcome_record(outcome))
+                counts[outcome.status] += 1
+
+            await follow(poller, display, len(ids), snapshot, record)
             requests = poller.stats.requests
     elapsed = time.monotonic() - started
     final = snapshot()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from collections.abc import Sequence
 from typing import cast
@@ -63,17 +62,14 @@ async def _serve(args: argparse.Namespace) -> None:
         default_finish_after_polls=polls,
         default_finish_after_seconds=args.finish_after_seconds,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    async with fake:
+
+    async def announce() -> None:
         if args.seed_tasks:
             fake.add_tasks(cast(TaskKind, args.kind), args.seed_tasks)
         sys.stdout.write(fake.base_url + "\n")
         sys.stdout.flush()
-        await stop.wait()
+
+    await fake.serve_until_signalled(announce)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

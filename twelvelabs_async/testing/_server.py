@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -175,6 +177,27 @@ class FakeTwelveLabs:
                 asyncio.create_task(self._webhook_worker()) for _ in range(WEBHOOK_WORKERS)
             ]
         return self
+
+    async def serve_until_signalled(
+        self, on_ready: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Start, await ``on_ready()``, then serve until SIGINT or SIGTERM, and close.
+
+        Used by the standalone server (``python -m twelvelabs_async.testing``) and the
+        ``fake-server`` command. Raises ``OSError`` when the port cannot be bound.
+        """
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            if on_ready is not None:
+                await on_ready()
+            await stop.wait()
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         """Stop the server and close every connection (idempotent)."""
