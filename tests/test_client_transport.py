@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import anyio
 import pytest
+from _servers import catch_all, serve_app
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -71,18 +72,9 @@ async def recording_server(delay: float = 0.0) -> AsyncIterator[Recorder]:
         finally:
             recorder.in_flight -= 1
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        recorder.base_url = f"http://127.0.0.1:{port}/v1.3"
+    async with serve_app(catch_all(handle)) as root:
+        recorder.base_url = f"{root}/v1.3"
         yield recorder
-    finally:
-        await runner.cleanup()
 
 
 # --- headers ---------------------------------------------------------------------------------

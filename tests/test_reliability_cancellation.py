@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from _servers import serve_app
 from aiohttp import web
 
 from twelvelabs_async import APIError, APITimeoutError, AsyncTwelveLabs, Timeout, set_testing
@@ -93,17 +94,9 @@ async def tiny_api(sock: socket.socket | None = None) -> AsyncIterator[TinyAPI]:
 
     app = web.Application()
     app.router.add_get("/v1.3/embed-v2/tasks/{task_id}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    try:
-        site: web.BaseSite = (
-            web.TCPSite(runner, "127.0.0.1", 0) if sock is None else web.SockSite(runner, sock)
-        )
-        await site.start()
-        api.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1.3"
+    async with serve_app(app, sock=sock) as root:
+        api.base_url = f"{root}/v1.3"
         yield api
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.contextmanager

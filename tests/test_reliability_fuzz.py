@@ -24,6 +24,7 @@ import anyio
 import msgspec
 import msgspec.inspect as mi
 import pytest
+from _servers import catch_all, serve_app
 from aiohttp import web
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -433,16 +434,8 @@ LIMIT = 64 * 1024
 
 @contextlib.asynccontextmanager
 async def own_server(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1.3"
-    finally:
-        await runner.cleanup()
+    async with serve_app(catch_all(handler)) as root:
+        yield f"{root}/v1.3"
 
 
 def padded_task(size: int) -> bytes:

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from _servers import serve_app
 from aiohttp import web
 
 from twelvelabs_async import APIConnectionError, APIError, AsyncTwelveLabs, Outcome
@@ -265,17 +266,9 @@ async def peer_server(
     app.router.add_route("*", "/v1.3/embed-v2/tasks/{task_id}", handle)
     app.router.add_route("*", "/v1.3/embed-v2/tasks", handle)
     app.router.add_route("*", "/v1.3/analyze/tasks", handle)
-    runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=0.1, keepalive_timeout=keepalive_timeout
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        seen.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1.3"
+    async with serve_app(app, keepalive_timeout=keepalive_timeout) as root:
+        seen.base_url = f"{root}/v1.3"
         yield seen
-    finally:
-        await runner.cleanup()
 
 
 def counting_client(base_url: str, **kw: Any) -> tuple[AsyncTwelveLabs, list[int]]:

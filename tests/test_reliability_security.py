@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _servers import catch_all, serve_app
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -71,16 +72,8 @@ def assert_no_key(texts: list[str], where: str) -> None:
 async def tiny_server(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(catch_all(handler)) as root:
+        yield root
 
 
 # --- the key never shows -------------------------------------------------------------------------
