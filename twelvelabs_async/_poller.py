@@ -312,6 +312,9 @@ class Poller:
             group = self._groups[kind] = _Group(resource)
         now = anyio.current_time() if self._started else 0.0
         deadline_offset = self._timeout
+        # Already swept: new tasks simply join the sweeps (no pass over every pending task).
+        swept = self._sweep_enabled and len(group.pending) >= SWEEP_MIN_TASKS
+        mode = _Mode.SWEEP if swept else _Mode.SOLO
         added = 0
         new: list[_Watch] = []
         for task_id in task_ids:
@@ -321,7 +324,7 @@ class Poller:
             if key in self._watches:
                 continue
             deadline = None if deadline_offset is None else now + deadline_offset
-            watch = _Watch(task_id, group, deadline, _Mode.SOLO)
+            watch = _Watch(task_id, group, deadline, mode)
             self._watches[key] = watch
             group.pending[task_id] = watch
             self._pending_by_status["unknown"] += 1
@@ -332,7 +335,8 @@ class Poller:
             new.append(watch)
         if added:
             self._counts["watched"] += added
-            self._rebalance(group, now)
+            if not swept:
+                self._rebalance(group, now)
             if self._started:
                 for watch in new:
                     if watch.mode is _Mode.SOLO:
