@@ -35,7 +35,9 @@ class Timeout:
 
     Args:
         connect: to establish a TCP/TLS connection.
-        read: between two chunks of the response (aiohttp's ``sock_read``).
+        read: the longest wait for response data: first for the response to begin (counted
+            from when the attempt has its connection slot or, for uploads, from when the body is
+            sent), then between two chunks of the body.
         total: for one whole attempt, from sending to the last body byte. Time spent waiting for
             a free pooled connection is *not* counted: the client queues for a connection slot
             before the clock starts.
@@ -86,7 +88,7 @@ class RetryPolicy:
 
 
 DEFAULT_TIMEOUT = Timeout()
-"""10 s to connect, 60 s between body chunks, 300 s per attempt."""
+"""10 s to connect, 60 s without response data, 300 s per attempt."""
 
 _testing = False
 _testing_max_retries: int | None = None

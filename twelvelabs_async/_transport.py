@@ -30,6 +30,7 @@ from ._config import (
     Timeout,
     testing_max_retries,
 )
+from ._deadlines import AttemptClock, Deadlines
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -122,6 +123,10 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.method} {self.path} ({len(self.body)} bytes)>"
+
+
+class AttemptTimeoutError(TimeoutError):
+    """An attempt overran its ``read`` or ``total`` limit (the message says which)."""
 
 
 class _Retry(Exception):
@@ -348,7 +353,8 @@ class Transport:
         self._owns_session = session is None
         self._closed = False
         self._slots: anyio.Semaphore | None = None
-        self._client_timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._client_timeouts: dict[tuple[Timeout, bool], aiohttp.ClientTimeout] = {}
+        self._deadlines = Deadlines()
         self._retrying = backoff.on_exception(
             _wait_times,
             _Retry,
@@ -412,15 +418,22 @@ class Transport:
         """The absolute URL of an already-encoded API path such as ``/analyze/tasks/abc``."""
         return self._origin.with_path(self._base_path + path, encoded=True)
 
-    def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
-        cached = self._client_timeouts.get(timeout)
+    def _client_timeout(self, timeout: Timeout, has_body: bool) -> aiohttp.ClientTimeout:
+        """aiohttp's share of the limits: connecting always, and ``read`` for requests with a
+        body (only aiohttp knows when the body has been sent and the wait for an answer
+        begins). Everything else is kept by ``self._deadlines``, whose one timer is far cheaper
+        than aiohttp's per-request ones."""
+        key = (timeout, has_body)
+        cached = self._client_timeouts.get(key)
         if cached is None:
             import aiohttp
 
             cached = aiohttp.ClientTimeout(
-                total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+                total=None,
+                sock_connect=timeout.connect,
+                sock_read=timeout.read if has_body else None,
             )
-            self._client_timeouts[timeout] = cached
+            self._client_timeouts[key] = cached
         return cached
 
     async def request(
@@ -441,7 +454,6 @@ class Transport:
         ``idempotency_key`` (or for GET/DELETE) the request counts as idempotent and is retried
         on every transient failure; other POSTs only on 429 or when nothing was sent.
         """
-        self._ensure_session()
         opts = options or _NO_OPTIONS
         max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
         forced = testing_max_retries()
@@ -509,35 +521,37 @@ class Transport:
                     path=call.path,
                     retries=call.attempt,
                 ) from None
-        started = time.perf_counter()
-        try:
-            return await self._send(session, call, started)
-        finally:
-            slots.release()
-
-    async def _send(self, session: aiohttp.ClientSession, call: _Call, started: float) -> Response:
+        # The send happens right here rather than in a helper coroutine: every coroutine layer
+        # is paid again at each suspension of every request.
         import aiohttp  # already loaded by _ensure_session: a dictionary lookup
 
+        started = time.perf_counter()
         data: Any = call.json_body
         headers = call.headers
         opened: list[IO[bytes]] = []
-        if call.json_body is not None:
-            headers = {**headers, "Content-Type": "application/json"}
-        elif call.form is not None:
-            data, opened = _build_form(call.form)
+        clock: AttemptClock | None = None
         try:
+            if call.json_body is not None:
+                headers = {**headers, "Content-Type": "application/json"}
+            elif call.form is not None:
+                data, opened = _build_form(call.form)
+            has_body = data is not None
+            timeout = call.timeout
+            clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
             async with session.request(
                 call.method,
                 call.url,
                 params=call.params,
                 data=data,
                 headers=headers,
-                timeout=self._client_timeout(call.timeout),
+                timeout=self._client_timeout(timeout, has_body),
                 allow_redirects=False,
             ) as resp:
+                if clock is not None:
+                    clock.progress()
                 status = resp.status
                 if 200 <= status < 300:
-                    body = await self._read_body(resp, call)
+                    body = await self._read_body(resp, call, clock)
                     self._notify(call, status, resp.headers, started, None)
                     return Response(
                         call.method, call.path, status, resp.headers, body, call.attempt
@@ -545,35 +559,53 @@ class Transport:
                 body = await _read_error_body(resp)
                 self._notify(call, status, resp.headers, started, None)
                 raise self._status_error(call, status, resp.headers, body)
+        except asyncio.CancelledError:
+            reason = clock.timed_out() if clock is not None else None
+            if reason is None:
+                raise
+            self._fail(call, AttemptTimeoutError(reason), may_retry=call.idempotent, timeout=True)
         except aiohttp.ClientConnectorError as exc:
             # Nothing reached the server: even a plain POST may be retried.
             self._fail(call, exc, may_retry=True, timeout=False)
         except aiohttp.ConnectionTimeoutError as exc:
             self._fail(call, exc, may_retry=True, timeout=True)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before 3.11
+        except TimeoutError as exc:
             self._fail(call, exc, may_retry=call.idempotent, timeout=True)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             # Dropped or reset after the connection was made: the request may have been
             # received (even before any response header), so only idempotent calls retry.
             self._fail(call, exc, may_retry=call.idempotent, timeout=False)
         finally:
+            slots.release()
+            if clock is not None:
+                clock.stop()
+                clock.settle()
             for handle in opened:
                 handle.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, call: _Call) -> bytes:
+    async def _read_body(
+        self, resp: aiohttp.ClientResponse, call: _Call, clock: AttemptClock | None
+    ) -> bytes:
         limit = self.max_response_size
         length = resp.content_length
-        if length is not None:
-            if length > limit:
-                raise self._too_large(call, resp.status, length)
-            return await resp.read()
-        buffer = bytearray()
-        async for chunk in resp.content.iter_chunked(1 << 16):
-            buffer += chunk
-            if len(buffer) > limit:
-                raise self._too_large(call, resp.status, len(buffer))
-        return bytes(buffer)
+        if length is not None and length > limit:
+            raise self._too_large(call, resp.status, length)
+        # Chunk by chunk, so that every chunk restarts the read limit and an endless body stops
+        # at the size limit; a body that arrived with its headers takes one call.
+        content = resp.content
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(call, resp.status, size)
+            chunks.append(chunk)
+            if content.at_eof():
+                break
+            if clock is not None:
+                clock.progress()
+        return b"".join(chunks)  # one chunk: returned as is, not copied
 
     def _too_large(self, call: _Call, status: int, size: int) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -614,7 +646,9 @@ class Transport:
         what = "Request timed out" if timeout else "Connection error"
         detail = type(exc).__name__
         text = str(exc)
-        if text and "x-api-key" not in text.lower():
+        if isinstance(exc, AttemptTimeoutError):
+            detail = text
+        elif text and "x-api-key" not in text.lower():
             detail = f"{detail}: {text}"
         error = kind(f"{what} ({detail})", method=call.method, path=call.path, retries=call.attempt)
         self._notify(call, None, {}, time.perf_counter(), error)
@@ -679,6 +713,18 @@ def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, 
 
     form = aiohttp.FormData(default_to_multipart=True)
     opened: list[IO[bytes]] = []
+    try:
+        _add_form_fields(form, fields, opened)
+    except BaseException:
+        for handle in opened:
+            handle.close()
+        raise
+    return form, opened
+
+
+def _add_form_fields(
+    form: aiohttp.FormData, fields: list[tuple[str, FormValue]], opened: list[IO[bytes]]
+) -> None:
     for name, value in fields:
         if isinstance(value, str):
             form.add_field(name, value)
@@ -693,4 +739,3 @@ def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, 
                 value.seek(0)
             filename = os.path.basename(str(getattr(value, "name", name)))
             form.add_field(name, value, filename=filename)
-    return form, opened

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
@@ -86,8 +86,8 @@ def format_time(value: datetime | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class TaskResource(Generic[TaskT, ItemT, CheckT]):
@@ -168,12 +168,14 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
             ResponseDecodeError: the body does not fit the model.
         """
         opts = build_options(timeout, max_retries, request_options)
-        task: TaskT = await self._get(self.task_type, self._task_path(task_id), opts)
-        return task
+        # The transport directly, not through _get(): this is the hottest call there is.
+        response = await self._transport.request("GET", self._task_path(task_id), options=opts)
+        return decode(self.task_type, response)
 
     async def check(self, task_id: str, options: RequestOptions | None = None) -> CheckT:
         """One status check, as cheap as the API allows (used by ``wait`` and the poller)."""
-        checked: CheckT = await self._get(self.task_type, self._task_path(task_id), options)
+        response = await self._transport.request("GET", self._task_path(task_id), options=options)
+        checked: CheckT = decode(self.task_type, response)  # type: ignore[assignment]
         return checked
 
     async def complete(
