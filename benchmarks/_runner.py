@@ -955,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmed the server and the OS caches."
         )
     meta: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
         "packages": _versions(),
         "quick": cfg.quick,

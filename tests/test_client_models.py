@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from twelvelabs_async.types import (
 pytestmark = pytest.mark.anyio
 
 API_DOCS = Path("/work/shared/api")
+UTC = timezone.utc
 
 # --- the documented example bodies (copied from /work/shared/api) ----------------------------
 

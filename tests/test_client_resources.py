@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +36,7 @@ from twelvelabs_async.types import (
 
 pytestmark = pytest.mark.anyio
 
+UTC = timezone.utc
 V2_LIST = "GET /v1.3/embed-v2/tasks"
 V2_TASK = "GET /v1.3/embed-v2/tasks/{task_id}"
 V1_LIST = "GET /v1.3/embed/tasks"

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -301,7 +301,7 @@ async def test_embed_v1_create_validation(
 async def test_embed_lists_order_page_info_and_filters(
     fake: FakeTwelveLabs, http: aiohttp.ClientSession
 ) -> None:
-    base = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    base = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
     ids = fake.add_tasks(
         "embed_v2",
         25,

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ V2_TASK = "GET /v1.3/embed-v2/tasks/{task_id}"
 V2_LIST = "GET /v1.3/embed-v2/tasks"
 
 MECHANISMS = ["move_on_after", "scope_cancel", "fail_after", "asyncio_timeout", "task_cancel"]
+if sys.version_info < (3, 11):  # pragma: no cover - asyncio.timeout is new in 3.11
+    MECHANISMS.remove("asyncio_timeout")
 
 
 def client_tasks() -> set[asyncio.Task[Any]]:

@@ -16,7 +16,7 @@ import contextlib
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -118,7 +118,7 @@ json_values = st.recursive(
     max_leaves=25,
 )
 weird_times = st.one_of(
-    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.just(timezone.utc)).map(lambda d: d.isoformat()),
     st.datetimes().map(lambda d: d.isoformat()),
     st.sampled_from(
         [
@@ -628,4 +628,4 @@ def test_a_well_formed_body_decodes() -> None:
         {"_id": "x", "status": "ready", "created_at": "2024-05-01T10:00:00Z", "data": []}
     )
     task = decode(EmbeddingTask, response(body))
-    assert task.created_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert task.created_at == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)

@@ -18,8 +18,30 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
+from typing import Any
 
-__all__ = ["AttemptClock", "Deadlines"]
+__all__ = ["SUPPORTED", "AttemptClock", "Deadlines"]
+
+SUPPORTED = sys.version_info >= (3, 11)
+"""Whether this Python can keep deadlines here: ``Task.uncancel()`` (3.11+) is what lets a
+deadline cancel an attempt without ever swallowing the caller's own cancellation. Before 3.11
+the transport leaves the limits to aiohttp's per-request timers."""
+
+if sys.version_info >= (3, 11):
+
+    def _cancel_requests(task: asyncio.Task[Any]) -> int:
+        return task.cancelling()
+
+    def _withdraw_cancel(task: asyncio.Task[Any]) -> int:
+        return task.uncancel()
+
+else:  # pragma: no cover - Deadlines is not used before 3.11 (see SUPPORTED)
+
+    def _cancel_requests(task: asyncio.Task[Any]) -> int:
+        raise RuntimeError("attempt deadlines need Python 3.11+")
+
+    _withdraw_cancel = _cancel_requests
 
 _SLACK = 0.001
 """Seconds: the loop may run a timer this much early; a deadline that close counts as passed."""
@@ -44,7 +66,7 @@ class AttemptClock:
         self,
         deadlines: Deadlines,
         loop: asyncio.AbstractEventLoop,
-        task: asyncio.Task[object],
+        task: asyncio.Task[Any],
         read: float | None,
         total: float | None,
     ) -> None:
@@ -52,7 +74,7 @@ class AttemptClock:
         self._deadlines = deadlines
         self._loop = loop
         self._task = task
-        self._cancelling = task.cancelling()
+        self._cancelling = _cancel_requests(task)
         self._read = read
         self.total = total
         self.read_due = math.inf if read is None else now + read
@@ -82,14 +104,14 @@ class AttemptClock:
         reason, self.reason = self.reason, None
         if reason is None:
             return None
-        return reason if self._task.uncancel() <= self._cancelling else None
+        return reason if _withdraw_cancel(self._task) <= self._cancelling else None
 
     def settle(self) -> None:
         """The attempt ended without ``CancelledError`` although its deadline passed (the work
         finished, or failed otherwise, before the cancellation landed): take it back."""
         if self.reason is not None:
             self.reason = None
-            self._task.uncancel()
+            _withdraw_cancel(self._task)
 
     def _expire(self, now: float) -> None:
         if self.total_due <= now:

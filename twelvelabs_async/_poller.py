@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -607,8 +607,8 @@ class Poller:
         if oldest is None or newest is None:
             return None
         # The filters take whole seconds; widen by one on each side.
-        start = oldest.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=1)
-        end = newest.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=2)
+        start = oldest.astimezone(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+        end = newest.astimezone(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
         return start, end
 
     async def _sweep(self, group: _Group) -> None:

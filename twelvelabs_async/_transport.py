@@ -30,6 +30,7 @@ from ._config import (
     Timeout,
     testing_max_retries,
 )
+from ._deadlines import SUPPORTED as SHARED_DEADLINES
 from ._deadlines import AttemptClock, Deadlines
 from ._exceptions import (
     APIConnectionError,
@@ -354,7 +355,7 @@ class Transport:
         self._closed = False
         self._slots: anyio.Semaphore | None = None
         self._client_timeouts: dict[tuple[Timeout, bool], aiohttp.ClientTimeout] = {}
-        self._deadlines = Deadlines()
+        self._deadlines: Deadlines | None = Deadlines() if SHARED_DEADLINES else None
         self._retrying = backoff.on_exception(
             _wait_times,
             _Retry,
@@ -421,17 +422,18 @@ class Transport:
     def _client_timeout(self, timeout: Timeout, has_body: bool) -> aiohttp.ClientTimeout:
         """aiohttp's share of the limits: connecting always, and ``read`` for requests with a
         body (only aiohttp knows when the body has been sent and the wait for an answer
-        begins). Everything else is kept by ``self._deadlines``, whose one timer is far cheaper
-        than aiohttp's per-request ones."""
+        begins). The rest is kept by ``self._deadlines``, whose one timer is far cheaper than
+        aiohttp's per-request ones (before Python 3.11, aiohttp keeps every limit)."""
         key = (timeout, has_body)
         cached = self._client_timeouts.get(key)
         if cached is None:
             import aiohttp
 
+            shared = self._deadlines is not None
             cached = aiohttp.ClientTimeout(
-                total=None,
+                total=None if shared else timeout.total,
                 sock_connect=timeout.connect,
-                sock_read=timeout.read if has_body else None,
+                sock_read=None if shared and not has_body else timeout.read,
             )
             self._client_timeouts[key] = cached
         return cached
@@ -537,7 +539,8 @@ class Transport:
                 data, opened = _build_form(call.form)
             has_body = data is not None
             timeout = call.timeout
-            clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
+            if self._deadlines is not None:
+                clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
             async with session.request(
                 call.method,
                 call.url,

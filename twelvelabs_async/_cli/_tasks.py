@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import aclosing
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -32,7 +32,7 @@ def _when(value: datetime | None) -> str:
     if value is None:
         return "-"
     if value.tzinfo is not None:
-        value = value.astimezone(UTC)
+        value = value.astimezone(timezone.utc)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 

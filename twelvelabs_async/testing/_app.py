@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import unquote
@@ -114,7 +114,7 @@ def _parse_rfc3339_ms(value: str, *, upper: bool) -> int:
             int(hh or 0),
             int(mm or 0),
             int(ss or 0),
-            tzinfo=UTC,
+            tzinfo=timezone.utc,
         )
     except ValueError as exc:
         raise _ParamError(f"Invalid RFC 3339 date-time: {value!r}") from exc

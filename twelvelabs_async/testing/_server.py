@@ -464,7 +464,7 @@ class FakeTwelveLabs:
                 async with session.post(url, data=body, headers=headers) as resp:
                     await resp.read()
                     delivery.status = resp.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 delivery.status = 0
                 delivery.error = f"{type(exc).__name__}: {exc}"
                 continue

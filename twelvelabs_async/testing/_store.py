@@ -27,7 +27,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
@@ -119,7 +119,7 @@ class TaskRecord:
     @property
     def created_at(self) -> datetime:
         """Wall-clock creation time (UTC, millisecond precision)."""
-        return datetime.fromtimestamp(self.created_ms / 1000, tz=UTC)
+        return datetime.fromtimestamp(self.created_ms / 1000, tz=timezone.utc)
 
     @property
     def is_final(self) -> bool:
@@ -136,7 +136,7 @@ class TaskRecord:
     @property
     def updated_at(self) -> datetime:
         """Wall-clock time of the last status change (UTC)."""
-        return datetime.fromtimestamp(self.final_ms / 1000, tz=UTC)
+        return datetime.fromtimestamp(self.final_ms / 1000, tz=timezone.utc)
 
 
 _order_key = attrgetter("created_ms", "seq")
@@ -249,7 +249,7 @@ class TaskStore:
                 self._last_ms = created_ms
         else:
             if created_at.tzinfo is None:
-                created_at = created_at.replace(tzinfo=UTC)
+                created_at = created_at.replace(tzinfo=timezone.utc)
             created_ms = round(created_at.timestamp() * 1000)
         if finish_after_polls is None and finish_after_seconds is None:
             finish_after_polls = self.default_finish_after_polls
