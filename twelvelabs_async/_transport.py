@@ -572,7 +572,7 @@ class Transport:
             self._fail(call, exc, may_retry=True, timeout=False)
         except aiohttp.ConnectionTimeoutError as exc:
             self._fail(call, exc, may_retry=True, timeout=True)
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before 3.11
             self._fail(call, exc, may_retry=call.idempotent, timeout=True)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             # Dropped or reset after the connection was made: the request may have been
