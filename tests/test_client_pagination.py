@@ -229,6 +229,45 @@ async def test_lookahead_with_a_synthetic_fetcher() -> None:
     ]
 
 
+async def test_a_known_next_page_is_requested_with_the_awaited_one() -> None:
+    """Once total_page is known, the caller waiting for page n has pages n and n+1 in flight
+    (the server prepares n+1 while n is decoded), never more, and no page past the last."""
+    events: list[str] = []
+    in_flight = 0
+    most_in_flight = 0
+
+    async def fetch(number: int) -> TaskPage[int]:
+        nonlocal in_flight, most_in_flight
+        events.append(f"start {number}")
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await anyio.sleep(0.01)
+        in_flight -= 1
+        events.append(f"end {number}")
+        return TaskPage(data=[number], page_info=PageInfo(page=number, total_page=4))
+
+    items = [item async for item in AsyncPaginator(fetch, page_limit=1)]  # a bare consumer
+    assert items == [1, 2, 3, 4]
+    assert sorted(e for e in events if e.startswith("start")) == [f"start {n}" for n in range(1, 5)]
+    assert most_in_flight == 2
+    assert events.index("start 3") < events.index("end 2"), events  # overlapped
+    assert events.index("start 2") > events.index("end 1")  # page 1 alone told the total
+
+
+async def test_no_overlap_without_total_page() -> None:
+    """Without total_page nothing says a next page exists: one request at a time."""
+    events: list[str] = []
+
+    async def fetch(number: int) -> TaskPage[int]:
+        events.append(f"start {number}")
+        await anyio.sleep(0.01)
+        events.append(f"end {number}")
+        return TaskPage(data=[number] * (2 if number < 3 else 1), page_info=PageInfo(page=number))
+
+    assert len(await AsyncPaginator(fetch, page_limit=2).to_list()) == 5
+    assert events == ["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"]
+
+
 async def test_last_page_does_not_prefetch() -> None:
     calls: list[int] = []
 

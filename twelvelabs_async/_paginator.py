@@ -24,9 +24,11 @@ class AsyncPaginator(Generic[ItemT]):
     yields each :class:`~twelvelabs_async.types.TaskPage`. Iteration stops at
     ``page_info.total_page`` without an extra request, or, when the API does not say how many
     pages there are, at the first short or empty page. While you handle one page the next one is
-    already being fetched (never more than one ahead); leaving the loop cancels that fetch.
-    Nothing is requested until iteration starts, and each iteration starts from the first page
-    again.
+    already being fetched, and no page after it: never more than one page ahead of the one you
+    are on or waiting for. (Once ``total_page`` says a next page exists, its request goes out
+    together with the one for the page you wait for, so that the server prepares it while this
+    one is decoded.) Leaving the loop cancels that fetch. Nothing is requested until iteration
+    starts, and each iteration starts from the first page again.
     """
 
     def __init__(
@@ -83,31 +85,54 @@ class AsyncPaginator(Generic[ItemT]):
 class _PageWalk(Generic[ItemT]):
     """One walk over the pages, keeping at most one page fetch running ahead."""
 
-    __slots__ = ("_ahead", "_done", "_number", "_paginator")
+    __slots__ = ("_ahead", "_ahead_started", "_done", "_number", "_paginator", "_total")
 
     def __init__(self, paginator: AsyncPaginator[ItemT]) -> None:
         self._paginator = paginator
         self._number = paginator._first_page - 1
         self._ahead: asyncio.Task[TaskPage[ItemT]] | None = None
+        self._ahead_started = False
         self._done = False
+        self._total: int | None = None  # page_info.total_page, once a page said it
+
+    async def _fetch_ahead(self, number: int) -> TaskPage[ItemT]:
+        self._ahead_started = True
+        return await self._paginator._fetch_page(number)
+
+    def _start_ahead(self, number: int) -> None:
+        # An owned task, cancelled and reaped in aclose(): an async generator cannot hold an
+        # anyio task group open across `yield`.
+        self._ahead_started = False
+        self._ahead = asyncio.ensure_future(self._fetch_ahead(number))
 
     async def next_page(self) -> TaskPage[ItemT] | None:
-        """The next page (``None`` at the end), starting the fetch of the one after it."""
+        """The next page (``None`` at the end), with the fetch of the one after it under way."""
         if self._done:
             return None
         paginator = self._paginator
-        ahead, self._ahead = self._ahead, None
+        current, self._ahead = self._ahead, None
         self._number += 1
-        page = await (ahead if ahead is not None else paginator._fetch_page(self._number))
-        if self._number > paginator._first_page and not page.items:
+        number = self._number
+        if current is not None and not self._ahead_started:
+            # The caller never yielded to the event loop since this fetch was set up, so it
+            # has not begun: fetch right here instead, without a detour through another task.
+            current.cancel()
+            current = None
+        if self._total is not None and number < self._total:
+            # The API said the next page exists: request it now, while this one is on its way,
+            # so that the server prepares it while this one is decoded and handed out.
+            self._start_ahead(number + 1)
+        page = await (current if current is not None else paginator._fetch_page(number))
+        info = page.page_info
+        if info is not None and info.total_page is not None:
+            self._total = info.total_page
+        if number > paginator._first_page and not page.items:
             self._done = True
             return None
-        if paginator._is_last(page, self._number):
+        if paginator._is_last(page, number):
             self._done = True
-        else:
-            # An owned task, cancelled and reaped in aclose(): an async generator cannot hold
-            # an anyio task group open across `yield`.
-            self._ahead = asyncio.ensure_future(paginator._fetch_page(self._number + 1))
+        elif self._ahead is None:
+            self._start_ahead(number + 1)
         return page
 
     async def aclose(self) -> None:
