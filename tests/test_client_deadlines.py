@@ -237,6 +237,7 @@ async def test_many_attempts_share_one_timer() -> None:
         assert len(deadlines) == 0
         assert deadlines._timer is not None, "the timer stays armed for the earliest deadline"
         assert api.requests == 200
+    assert deadlines._timer is None, "closing the client disarms the timer"
 
 
 @needs_shared

@@ -151,6 +151,15 @@ class Deadlines:
             self._arm(loop, due)
         return clock
 
+    def close(self) -> None:
+        """Disarm the timer (the client is closing): it would only keep this object in the
+        loop's timer heap until the next deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_due = math.inf
+        self._timer_loop = None
+
     def _arm(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -411,6 +411,8 @@ class Transport:
         if self._closed:
             return
         self._closed = True
+        if self._deadlines is not None:
+            self._deadlines.close()
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
