@@ -8,6 +8,7 @@ import sys
 import anyio
 
 from ..testing import FakeTwelveLabs
+from ..testing._server import standalone_finish_after_polls
 from ._common import CLI_NAMES, EXIT_OK, EXIT_USAGE, CliError, plural, stderr_line, write_line
 
 __all__ = ["fake_server"]
@@ -15,9 +16,7 @@ __all__ = ["fake_server"]
 
 async def fake_server(args: argparse.Namespace) -> int:
     """Serve the fake API on 127.0.0.1; print its base URL on stdout; stop on SIGINT/SIGTERM."""
-    polls = args.finish_after_polls
-    if polls is None and args.finish_after_seconds is None:
-        polls = 2
+    polls = standalone_finish_after_polls(args.finish_after_polls, args.finish_after_seconds)
     fake = FakeTwelveLabs(
         args.api_key,
         port=args.port,

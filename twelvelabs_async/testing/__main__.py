@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from .._version import __version__
-from ._server import FakeTwelveLabs
+from ._server import FakeTwelveLabs, standalone_finish_after_polls
 from ._store import KINDS, TaskKind
 
 __all__ = ["main"]
@@ -48,9 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    polls = args.finish_after_polls
-    if polls is None and args.finish_after_seconds is None:
-        polls = 2
+    polls = standalone_finish_after_polls(args.finish_after_polls, args.finish_after_seconds)
     fake = FakeTwelveLabs(
         args.api_key,
         port=args.port,

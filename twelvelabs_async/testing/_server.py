@@ -62,6 +62,18 @@ def _at(value: PerIndex[_T], i: int) -> _T:
     return value
 
 
+STANDALONE_FINISH_AFTER_POLLS = 2
+"""Polls until a task is final on a fake run from the command line, unless told otherwise."""
+
+
+def standalone_finish_after_polls(polls: int | None, seconds: float | None) -> int | None:
+    """The command-line fakes' rule: ``polls`` if given, none if only ``seconds`` is given,
+    else :data:`STANDALONE_FINISH_AFTER_POLLS`."""
+    if polls is None and seconds is None:
+        return STANDALONE_FINISH_AFTER_POLLS
+    return polls
+
+
 class FakeTwelveLabs:
     """A faithful fake TwelveLabs API (v1.3 task endpoints) on a real local HTTP server.
 
