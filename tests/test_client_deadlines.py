@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from tests._servers import serve_app
+from tests.helpers import serve_app
 from twelvelabs_async import APITimeoutError, AsyncTwelveLabs, Timeout
 from twelvelabs_async._deadlines import SUPPORTED, Deadlines
 

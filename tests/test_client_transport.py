@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 import anyio
 import pytest
-from _servers import catch_all, serve_app
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.helpers import catch_all, serve_app
 from twelvelabs_async import (
     APIConnectionError,
     APITimeoutError,

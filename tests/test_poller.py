@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import math
@@ -13,6 +12,7 @@ from collections import Counter
 import anyio
 import pytest
 
+from tests.helpers import client_tasks
 from twelvelabs_async import (
     AsyncTwelveLabs,
     AuthenticationError,
@@ -74,15 +74,6 @@ async def test_every_kind_reaches_its_final_states(
     assert all(o.task.video_embedding.segments for o in v1_ready)
     v2_ready = [o for o in results.values() if o.kind == "embed_v2" and o.status == "ready"]
     assert all(o.task.data for o in v2_ready)
-
-
-def client_tasks() -> set[asyncio.Task[object]]:
-    """Pending asyncio tasks, minus the fake server's own connection handlers."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
-    }
 
 
 def fake_kind(fake: FakeTwelveLabs, task_id: str) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
-from _servers import serve_app
 from aiohttp import web
 
+from tests.helpers import client_tasks, serve_app
 from twelvelabs_async import APIError, APITimeoutError, AsyncTwelveLabs, Timeout, set_testing
 from twelvelabs_async.testing import FakeTwelveLabs
 
@@ -41,15 +41,6 @@ V2_LIST = "GET /v1.3/embed-v2/tasks"
 MECHANISMS = ["move_on_after", "scope_cancel", "fail_after", "asyncio_timeout", "task_cancel"]
 if sys.version_info < (3, 11):  # pragma: no cover - asyncio.timeout is new in 3.11
     MECHANISMS.remove("asyncio_timeout")
-
-
-def client_tasks() -> set[asyncio.Task[Any]]:
-    """Pending asyncio tasks, minus aiohttp servers' own connection handlers."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
-    }
 
 
 async def no_new_tasks(before: set[asyncio.Task[Any]]) -> None:

@@ -24,12 +24,12 @@ import anyio
 import msgspec
 import msgspec.inspect as mi
 import pytest
-from _servers import catch_all, serve_app
 from aiohttp import web
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from tests.helpers import catch_all, serve_app
 from twelvelabs_async import (
     APIStatusError,
     AsyncTwelveLabs,

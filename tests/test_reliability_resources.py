@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
-from _servers import serve_app
 from aiohttp import web
 
+from tests.helpers import serve_app
 from twelvelabs_async import APIConnectionError, APIError, AsyncTwelveLabs, Outcome
 
 pytestmark = pytest.mark.anyio

@@ -23,10 +23,10 @@ from typing import Any
 
 import anyio
 import pytest
-from _servers import catch_all, serve_app
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.helpers import catch_all, serve_app
 from twelvelabs_async import (
     APIStatusError,
     AsyncTwelveLabs,

@@ -17,7 +17,6 @@ runs 10,000 tasks.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextvars
 import gc
@@ -34,6 +33,7 @@ import anyio.lowlevel
 import msgspec
 import pytest
 
+from tests.helpers import client_tasks
 from twelvelabs_async import (
     APIError,
     AsyncTwelveLabs,
@@ -125,15 +125,6 @@ requests sent after it)."""
 SEED = 20240601
 CREATE_CALL: contextvars.ContextVar[int] = contextvars.ContextVar("create_call", default=-1)
 """Which create call the current attempt belongs to (hooks run in the caller's context)."""
-
-
-def client_tasks() -> set[asyncio.Task[Any]]:
-    """Pending asyncio tasks, minus the fake server's own connection handlers."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
-    }
 
 
 def open_sockets_to(port: int) -> int | None:

@@ -1,7 +1,9 @@
-"""A tiny real aiohttp server for tests that need an endpoint the fake API does not offer."""
+"""Helpers shared by the test modules: tiny real aiohttp servers for endpoints the fake API does
+not offer, and a view of the asyncio tasks a client left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -33,3 +35,12 @@ def catch_all(handler: Any) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
+
+
+def client_tasks() -> set[asyncio.Task[Any]]:
+    """Pending asyncio tasks, minus aiohttp servers' own connection handlers."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
+    }

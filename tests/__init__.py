@@ -1,0 +1,2 @@
+"""The test suite: a package, so every module imports its shared helpers one way
+(``from tests.helpers import ...``)."""
