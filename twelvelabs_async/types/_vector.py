@@ -92,7 +92,7 @@ def _packer(n: int) -> Callable[..., bytes]:
 class Float32Vector(_Base, metaclass=_Meta):
     """An embedding vector stored as float32 (4 bytes per value).
 
-    Behaves as a read-mostly sequence of ``float``: ``len(v)``, ``v[i]``, ``for x in v``,
+    Behaves as a sequence of ``float``: ``len(v)``, ``v[i]``, ``for x in v``,
     ``list(v)``, ``v.tolist()``. It is an ``array.array`` of typecode ``'f'``, so
     ``memoryview(v)`` and ``numpy.frombuffer(v, dtype=numpy.float32)`` read its memory
     directly, and ``msgspec.json.encode`` writes it as a JSON array of numbers.
@@ -106,10 +106,8 @@ class Float32Vector(_Base, metaclass=_Meta):
     __slots__ = ()
 
     def __new__(cls, values: Iterable[SupportsFloat | SupportsIndex] = ()) -> Float32Vector:
-        if isinstance(values, Float32Vector) or (
-            isinstance(values, array.array) and values.typecode == "f"
-        ):
-            return _wrap(cls, values.tobytes())
+        if isinstance(values, array.array) and values.typecode == "f":
+            return _wrap(cls, values)
         if not isinstance(values, (list, tuple)):
             values = list(values)
         return _pack_into_vector(cls, values)
@@ -123,15 +121,17 @@ class Float32Vector(_Base, metaclass=_Meta):
         return f"Float32Vector({self.tolist()!r})"
 
     def __copy__(self) -> Float32Vector:
-        return _wrap(type(self), self.tobytes())
+        return _wrap(type(self), self)
 
     def __deepcopy__(self, memo: Any) -> Float32Vector:
         return self.__copy__()
 
 
-def _wrap(cls: type[Float32Vector], data: bytes) -> Float32Vector:
-    # array.array.__new__ straight away: no metaclass __call__, no Python __new__ on this path.
-    return cast(Float32Vector, _new_array(cls, "f", data))
+def _wrap(cls: type[Float32Vector], source: array.array[float]) -> Float32Vector:
+    # array.array.__new__ straight away (no metaclass __call__, no Python __new__): from an
+    # array of the same typecode it allocates the exact size and copies with one memcpy
+    # (array('f', bytes) would grow its buffer with ~6% spare room).
+    return cast(Float32Vector, _new_array(cls, "f", source))
 
 
 def _pack_into_vector(
@@ -143,11 +143,9 @@ def _pack_into_vector(
         raise ValueError("a value is outside float32 range (|x| > 3.4028235e38)") from None
     except struct.error as exc:  # a non-number
         raise TypeError(f"a vector holds numbers only ({exc})") from None
-    # array('f', bytes) grows its buffer with ~6% spare room; an array built from an array of
-    # the same typecode is allocated at its exact size. One extra memcpy buys 4 bytes/value.
     staging = array.array("f")
     staging.frombytes(data)
-    return cast(Float32Vector, _new_array(cls, "f", staging))
+    return _wrap(cls, staging)
 
 
 def as_float32_vector(values: Any) -> Float32Vector:
