@@ -325,7 +325,9 @@ def number_texts(draw: Any) -> str:
 
 @st.composite
 def vector_texts(draw: Any) -> list[str]:
-    size = draw(st.one_of(st.integers(0, 16), st.sampled_from([256, 512, 1024, 3072, 4096])))
+    size = draw(
+        st.one_of(st.integers(0, 16), st.integers(0, 4096), st.sampled_from([256, 512, 1024, 4096]))
+    )
     # A few distinct numbers, tiled: lengths up to 4096 without 4096 draws each.
     distinct = draw(st.lists(number_texts(), min_size=1, max_size=24))
     return [distinct[i % len(distinct)] for i in range(size)]
