@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex, cast
 
-__all__ = ["Float32Vector", "as_float32_vector", "stack_vectors"]
+__all__ = ["Float32Vector", "VectorField", "as_float32_vector", "stack_vectors"]
 
 if TYPE_CHECKING:
     import numpy
@@ -125,6 +125,15 @@ class Float32Vector(_Base, metaclass=_Meta):
 
     def __deepcopy__(self, memo: Any) -> Float32Vector:
         return self.__copy__()
+
+
+if TYPE_CHECKING:
+    VectorField = Float32Vector
+else:
+    # The annotation of a vector field in the wire structs. msgspec decodes the JSON array as
+    # a transient list[float] and the struct's __post_init__ packs it with as_float32_vector();
+    # type checkers see the field's real type.
+    VectorField = list[float]
 
 
 def _wrap(cls: type[Float32Vector], source: array.array[float]) -> Float32Vector:

@@ -9,15 +9,11 @@ import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
 from ._vector import Float32Vector, as_float32_vector, stack_vectors
+from ._vector import VectorField as _Vector
 from .common import Wire as _Wire
 
 if TYPE_CHECKING:
     import numpy
-
-    _Vector = Float32Vector
-else:
-    # Decoded as a transient list[float], packed into a Float32Vector by __post_init__.
-    _Vector = list[float]
 
 __all__ = [
     "EmbedV1Task",

@@ -8,17 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
-from ._vector import Float32Vector, as_float32_vector, stack_vectors
+from ._vector import VectorField as _Vector
+from ._vector import as_float32_vector, stack_vectors
 from .common import Wire as _Wire
 
 if TYPE_CHECKING:
     import numpy
-
-    _Vector = Float32Vector
-else:
-    # msgspec decodes the JSON array as a transient list[float]; __post_init__ packs it into a
-    # Float32Vector. Type checkers see the field's real type.
-    _Vector = list[float]
 
 __all__ = [
     "AsyncAudioInput",
