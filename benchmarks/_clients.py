@@ -6,6 +6,8 @@
 * ``raw``: the practical limit: one ``aiohttp.ClientSession`` and ``msgspec`` decoding into
   structs with the same fields as ours, nothing else (no retries, timeouts beyond aiohttp's
   defaults, hooks or error mapping).
+* ``list``: ``raw`` decoding vectors to ``list[float]`` (what everyone kept before float32
+  vectors; scenarios d and h).
 
 Each module is imported only by the worker process measuring that client, so one client's
 imports never weigh on another's memory.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -32,6 +35,10 @@ class Client:
 
     async def retrieve(self, task_id: str) -> str:
         """Retrieve one embed-v2 task; return its status."""
+        raise NotImplementedError
+
+    async def fetch(self, task_id: str) -> Any:
+        """Retrieve one embed-v2 task; return the decoded task (scenario h keeps them)."""
         raise NotImplementedError
 
     def list_ids(self, page_limit: int) -> AsyncIterator[str]:
@@ -57,6 +64,9 @@ class Ours(Client):
     async def retrieve(self, task_id: str) -> str:
         task = await self.tasks.retrieve(task_id)
         return task.status
+
+    async def fetch(self, task_id: str) -> Any:
+        return await self.tasks.retrieve(task_id)
 
     async def list_ids(self, page_limit: int) -> AsyncIterator[str]:
         async for item in self.tasks.list(page_limit=page_limit):
@@ -107,6 +117,37 @@ def raw_types() -> tuple[Any, Any]:
     return EmbeddingTask, TaskPage[MediaEmbeddingTask]
 
 
+class _ListData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    embedding: list[float]
+    embedding_uncertainty: list[float] | None = None
+    embedding_option: str | None = None
+    embedding_scope: str | None = None
+    start_sec: float | None = None
+    end_sec: float | None = None
+    start_page_number: int | None = None
+    end_page_number: int | None = None
+    quadrant: str | None = None
+    chunk_index: int | None = None
+
+
+class _ListTask(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str = msgspec.field(name="_id")
+    status: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    data: list[_ListData] | None = None
+    usage: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def list_types() -> Any:
+    """An Embed v2 task struct whose vectors decode to ``list[float]``: what this library (and
+    a plain msgspec loop) kept before vectors became float32. Same fields as ``EmbeddingTask``
+    apart from the vector types (nested objects as dicts)."""
+    return _ListTask
+
+
 class Raw(Client):
     name = "raw"
 
@@ -128,6 +169,13 @@ class Raw(Client):
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}")
         return self.task_decoder.decode(body).status
+
+    async def fetch(self, task_id: str) -> Any:
+        async with self.session.get(f"{self.base}/embed-v2/tasks/{task_id}") as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+        return self.task_decoder.decode(body)
 
     async def list_ids(self, page_limit: int) -> AsyncIterator[str]:
         """Sequential: page after page, stopping at ``total_page`` (no prefetch)."""
@@ -153,7 +201,17 @@ class Raw(Client):
         await asyncio.sleep(0)
 
 
-CLIENTS: dict[str, type[Client]] = {"ours": Ours, "sdk": Sdk, "raw": Raw}
+class RawList(Raw):
+    """The plain loop decoding vectors to ``list[float]`` (scenario h's baseline)."""
+
+    name = "list"
+
+    async def open(self, base_url: str, concurrency: int) -> None:
+        await super().open(base_url, concurrency)
+        self.task_decoder = msgspec.json.Decoder(list_types())
+
+
+CLIENTS: dict[str, type[Client]] = {"ours": Ours, "sdk": Sdk, "raw": Raw, "list": RawList}
 
 
 def sdk_available() -> bool:

@@ -81,6 +81,17 @@ WATCH_ROWS: list[tuple[str, str, Fmt]] = [
     ("requests (poller's count)", "requests", _f(0)),
 ]
 
+KEEP_COLUMNS: list[Column] = [
+    ("client CPU s", "cpu_s", _f(2)),
+    ("wall s", "wall_s", _f(2)),
+    ("CPU/request µs", "cpu_per_req_us", _f(0)),
+    ("peak RSS MB", "rss_peak_mb", _f(0)),
+    ("RSS kept MB", "rss_kept_mb", _f(0)),
+    ("bytes per float", "bytes_per_float", _f(1)),
+    ("server CPU", "server_cpu_util", _pct),
+    ("preempted", "preempted", _f(0)),
+]
+
 COLUMNS = {
     "poll_processing": RETRIEVE_COLUMNS,
     "poll_ready": RETRIEVE_COLUMNS,
@@ -88,6 +99,7 @@ COLUMNS = {
     "decode": DECODE_COLUMNS,
     "import": IMPORT_COLUMNS,
     "poller_e2e": POLLER_COLUMNS,
+    "keep_ready": KEEP_COLUMNS,
 }
 
 

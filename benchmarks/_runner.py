@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class Config:
     """Listing passes per process for ours and raw (each pass is only ~0.1 s); the SDK's
     passes take ~1.5 s, so it makes one per process."""
     d_iterations: dict[str, int] = field(
-        default_factory=lambda: {"ours": 200, "raw": 200, "sdk": 5}
+        default_factory=lambda: {"ours": 200, "raw": 200, "list": 200, "sdk": 5}
     )
     e_repeats: int = 21
     e_sdk_repeats: int = 11
@@ -93,6 +93,8 @@ class Config:
     g_duration: float = 9.0
     g_poll_interval: float = 0.2
     g_max_poll_interval: float = 1.0
+    h_tasks: int = 1000
+    h_concurrency: int = 16
 
     @classmethod
     def full(cls, clients: list[str], runs: int, warmup: int) -> Config:
@@ -122,7 +124,7 @@ class Config:
             c_tasks=120,
             c_page_limit=50,
             c_passes=1,
-            d_iterations={"ours": 5, "raw": 5, "sdk": 1},
+            d_iterations={"ours": 5, "raw": 5, "list": 5, "sdk": 1},
             e_repeats=1,
             e_sdk_repeats=1,
             e_importtime_runs=1,
@@ -134,6 +136,8 @@ class Config:
             g_duration=1.5,
             g_poll_interval=0.1,
             g_max_poll_interval=0.3,
+            h_tasks=20,
+            h_concurrency=4,
         )
 
 
@@ -505,7 +509,10 @@ def scenario_d(cfg: Config) -> dict[str, Any]:
                     res[part.replace("_s", "_ms")] = res[part] * 1000
             return res
 
-        runs = _alternate(cfg, measure, lambda res: f"{res['decode_ms']:.2f} ms per body")
+        # "list" decodes the vectors to list[float], as this library did before float32
+        # vectors: the price of the packing step, shown next to ours.
+        with_list = replace(cfg, clients=[*cfg.clients, "list"])
+        runs = _alternate(with_list, measure, lambda res: f"{res['decode_ms']:.2f} ms per body")
     metrics = ("decode_ms", "cpu_per_decode_ms", "json_loads_ms", "parse_obj_as_ms")
     clients = {c: {"runs": r, "summary": summarize_runs(r, metrics)} for c, r in runs.items()}
     first = next(iter(next(iter(runs.values()))), {})
@@ -522,12 +529,17 @@ def scenario_d(cfg: Config) -> dict[str, Any]:
             "retrieve() runs on a body. raw: msgspec.json.Decoder(same-shaped struct). sdk: "
             "json.loads(body) (httpx's Response.json()) + core.pydantic_utilities.parse_obj_as("
             "EmbeddingTaskResponse, ...), exactly what embed.v_2.tasks.retrieve runs "
-            "(embed/v_2/tasks/raw_client.py); the SDK's time includes json.loads.",
+            "(embed/v_2/tasks/raw_client.py); the SDK's time includes json.loads. list: the "
+            "same decoding with vectors as list[float] (raw decodes into ours' structs, so its "
+            "vectors are float32 too); ours / list is what packing the vectors into float32 "
+            "costs per body (the floats are parsed as before, then packed; see scenario h for "
+            "what keeping them costs).",
         ],
     }
     scn["ratios"] = {
         "sdk / ours": ratio(_med(scn, "sdk", "decode_ms"), _med(scn, "ours", "decode_ms")),
         "ours / raw": ratio(_med(scn, "ours", "decode_ms"), _med(scn, "raw", "decode_ms")),
+        "ours / list": ratio(_med(scn, "ours", "decode_ms"), _med(scn, "list", "decode_ms")),
     }
     scn["targets"] = [
         _target("d1", "decode time: SDK / ours", scn["ratios"]["sdk / ours"], ">=", 100)
@@ -833,6 +845,95 @@ def scenario_g(cfg: Config) -> dict[str, Any]:
     }
 
 
+# --- h: keep a thousand ready bodies ----------------------------------------------------------
+
+
+KEEP_METRICS = (
+    "wall_s",
+    "cpu_s",
+    "cpu_per_req_us",
+    "rss_peak_mb",
+    "rss_kept_mb",
+    "bytes_per_float",
+    "server_cpu_util",
+    "preempted",
+)
+
+
+def scenario_h(cfg: Config) -> dict[str, Any]:
+    n, conc = cfg.h_tasks, cfg.h_concurrency
+    keep_cfg = replace(cfg, clients=["ours", "list"])
+    with FakeServer(segments=cfg.b_segments, embedding_dim=cfg.b_dim) as server:
+        ids = server.seed(n, status="ready")
+
+        def measure(client: str) -> dict[str, Any]:
+            spec = {
+                "mode": "keep",
+                "client": client,
+                "base_url": server.base_url,
+                "ids": ids,
+                "concurrency": min(conc, n),
+            }
+            res = run_worker(spec, server)
+            if res["tasks_kept"] != n or res["server_requests"] != n:
+                raise RuntimeError(f"{client}: unexpected counts: {res}")
+            res["cpu_per_req_us"] = 1e6 * res["cpu_s"] / n
+            res["rss_peak_mb"] = res["rss_peak_b"] / 2**20
+            res["rss_kept_mb"] = res["rss_kept_b"] / 2**20
+            res["bytes_per_float"] = (res["rss_kept_b"] - res["rss_before_b"]) / res["floats"]
+            res["server_cpu_util"] = res["server_cpu_s"] / res["wall_s"]
+            return res
+
+        def describe(res: dict[str, Any]) -> str:
+            return (
+                f"cpu {res['cpu_s']:.2f}s wall {res['wall_s']:.2f}s peak RSS "
+                f"{res['rss_peak_mb']:.0f} MB ({res['vector_type']}, "
+                f"{res['bytes_per_float']:.1f} B/float) preempted {res['preempted']}"
+            )
+
+        runs = _alternate(keep_cfg, measure, describe)
+    clients = {c: {"runs": r, "summary": summarize_runs(r, KEEP_METRICS)} for c, r in runs.items()}
+    scn: dict[str, Any] = {
+        "title": f"h. Fetch and keep {n:,} ready bodies ({cfg.b_segments} x {cfg.b_dim} floats)",
+        "params": {
+            "tasks": n,
+            "concurrency": min(conc, n),
+            "segments": cfg.b_segments,
+            "embedding_dim": cfg.b_dim,
+        },
+        "clients": clients,
+        "notes": [
+            "Each run retrieves every task once and keeps every decoded task in a dict (a "
+            "batch script gathering results, or wait_all()'s outcomes). ours: "
+            "client.embed.v2.tasks.retrieve() with default settings (vectors are "
+            "Float32Vector). list: plain aiohttp + msgspec decoding to a struct whose vectors "
+            "are list[float] (what this library kept before). Peak RSS is the process's "
+            "ru_maxrss (interpreter and imports included); bytes per float is (RSS with "
+            "everything kept - RSS before the measured part) / floats kept.",
+        ],
+    }
+    scn["ratios"] = {
+        "ours_cpu / list_cpu": ratio(_med(scn, "ours", "cpu_s"), _med(scn, "list", "cpu_s")),
+        "list_rss_peak / ours_rss_peak": ratio(
+            _med(scn, "list", "rss_peak_mb"), _med(scn, "ours", "rss_peak_mb")
+        ),
+        "paired rounds: ours_cpu / list_cpu": _paired(scn, "ours", "list", "cpu_s"),
+    }
+    scn["targets"] = [
+        _target(
+            "h1", "peak RSS keeping them, ours (MB)", _med(scn, "ours", "rss_peak_mb"), "<=", 350
+        ),
+        _target(
+            "h2",
+            "CPU to fetch and keep: ours / list loop",
+            scn["ratios"]["ours_cpu / list_cpu"],
+            "<=",
+            1.2,
+        ),
+    ]
+    return scn
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Config], dict[str, Any]]]] = {
     "a": ("poll_processing", scenario_a),
     "b": ("poll_ready", scenario_b),
@@ -841,6 +942,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Config], dict[str, Any]]]] = {
     "e": ("import", scenario_e),
     "f": ("poller_e2e", scenario_f),
     "g": ("watch_100k", scenario_g),
+    "h": ("keep_ready", scenario_h),
 }
 
 

@@ -102,6 +102,43 @@ async def _retrieve(spec: dict[str, Any]) -> dict[str, Any]:
     return m.result(requests=len(work), unexpected=bad)
 
 
+# --- h: fetch ready tasks and keep every one -------------------------------------------------
+
+
+async def _keep(spec: dict[str, Any]) -> dict[str, Any]:
+    """Retrieve every id once at a fixed concurrency and keep every decoded task (a batch script
+    gathering results before writing them to a vector store)."""
+    client: Client = CLIENTS[spec["client"]]()
+    concurrency = int(spec["concurrency"])
+    ids: list[str] = spec["ids"]
+    await client.open(spec["base_url"], concurrency)
+    warm = await client.fetch(ids[0])  # a connection, the decoders, the code paths
+    kind = type(warm.data[0].embedding).__name__
+    del warm
+    rss_before = _current_rss_bytes()
+    _wait_for_go()
+    kept: dict[str, Any] = {}
+
+    async def worker(it: Any) -> None:
+        for task_id in it:
+            kept[task_id] = await client.fetch(task_id)
+
+    it = iter(ids)
+    with _Meter() as m:
+        await asyncio.gather(*(worker(it) for _ in range(concurrency)))
+    floats = sum(len(d.embedding) for t in kept.values() for d in t.data)
+    rss_kept = _current_rss_bytes()
+    await client.close()
+    return m.result(
+        requests=len(ids),
+        tasks_kept=len(kept),
+        floats=floats,
+        vector_type=kind,
+        rss_before_b=rss_before,
+        rss_kept_b=rss_kept,
+    )
+
+
 # --- c: list every task -----------------------------------------------------------------------
 
 
@@ -176,12 +213,12 @@ def _decode(spec: dict[str, Any]) -> dict[str, Any]:
         def count(task: Any) -> int:
             return sum(len(d.embedding) for d in task.data)
 
-    elif name == "raw":
+    elif name in ("raw", "list"):
         import msgspec
 
-        from ._clients import raw_types
+        from ._clients import list_types, raw_types
 
-        decoder = msgspec.json.Decoder(raw_types()[0])
+        decoder = msgspec.json.Decoder(raw_types()[0] if name == "raw" else list_types())
 
         def once() -> Any:
             return decoder.decode(body)
@@ -351,6 +388,8 @@ def main() -> int:
         result = asyncio.run(_retrieve(spec))
     elif mode == "list":
         result = asyncio.run(_list(spec))
+    elif mode == "keep":
+        result = asyncio.run(_keep(spec))
     elif mode == "decode":
         result = _decode(spec)
     elif mode in ("poller", "fixed"):

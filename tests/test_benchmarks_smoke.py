@@ -22,6 +22,7 @@ SCENARIOS = {
     "import",
     "poller_e2e",
     "watch_100k",
+    "keep_ready",
 }
 
 
@@ -48,8 +49,10 @@ def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
     for name, scenario in results["scenarios"].items():
         for key in ("title", "params", "clients", "ratios", "targets", "notes"):
             assert key in scenario, (name, key)
-    for name in ("poll_processing", "poll_ready", "list", "decode"):
+    for name in ("poll_processing", "poll_ready", "list"):
         assert set(results["scenarios"][name]["clients"]) == {"ours", "raw"}, name
+    assert set(results["scenarios"]["decode"]["clients"]) == {"ours", "raw", "list"}
+    assert set(results["scenarios"]["keep_ready"]["clients"]) == {"ours", "list"}
     markdown = (tmp_path / "results.md").read_text()
     assert "# Benchmark results" in markdown
     assert "## Targets" in markdown

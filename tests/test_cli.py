@@ -194,6 +194,9 @@ async def test_watch_outcomes_and_exit_code_1(fake: FakeTwelveLabs, tmp_path: Pa
         assert record["kind"] == "embed_v2"
         assert set(record) >= {"task_id", "kind", "status", "task"}
     assert records[ready[0]]["task"]["data"]  # the whole final task, embeddings included
+    for item in records[ready[0]]["task"]["data"]:  # float32 vectors, written as JSON arrays
+        assert item["embedding"]
+        assert all(type(x) is float for x in item["embedding"])
     assert "temporarily unstable" in records[failed]["error"]  # the task's own message
     assert records[stuck]["task"]["status"] == "processing"  # the last one retrieved
     assert "404" in records["no-such-task"]["error"]

@@ -19,6 +19,7 @@ from twelvelabs_async import (
     EmbeddingTask,
     EmbedV1Task,
     EmbedV1TaskStatus,
+    Float32Vector,
     MediaEmbeddingTask,
     PageInfo,
     TaskPage,
@@ -255,7 +256,8 @@ def test_v2_processing_example() -> None:
     assert task.status == "processing"
     assert not task.is_final
     assert task.data is not None
-    assert task.data[0].embedding == [0.111, 0.234, -0.567, 0.89]
+    # Vectors are float32 (issue 12): equal to the API's values at float32 precision.
+    assert task.data[0].embedding == Float32Vector([0.111, 0.234, -0.567, 0.89])
     assert task.data[0].embedding_option is None
     assert task.created_at is None
     assert task.metadata is None
@@ -355,8 +357,8 @@ def test_v1_task_float_is_float_underscore() -> None:
     assert task.video_embedding is not None
     segments = task.video_embedding.segments
     assert segments is not None
-    assert segments[0].float_ == [0.1, -0.2, 0.3]
-    assert segments[1].float_ == [0.4, 0.5, -0.6]
+    assert segments[0].float_ == Float32Vector([0.1, -0.2, 0.3])
+    assert segments[1].float_ == Float32Vector([0.4, 0.5, -0.6])
     assert segments[1].embedding_scope == "video"
     assert task.video_embedding.metadata is not None
     assert task.video_embedding.metadata.video_embedding_scope == ["clip", "video"]

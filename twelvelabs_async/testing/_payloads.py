@@ -3,7 +3,9 @@
 Embedding vectors are generated once per server from a seed and pre-encoded as
 JSON fragments; ready embedding bodies are assembled from those shared bytes and
 a small per-task head/tail that is cached once the task is final (it never
-changes). Nothing per task holds floats.
+changes). Nothing per task holds floats. The server keeps the vectors as the
+client decodes them (:class:`Float32Vector`), so a test compares what it
+retrieved with ``payloads.vectors`` exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Final
 
 import msgspec
 
+from ..types import Float32Vector
 from ._store import TaskRecord, format_ms
 
 __all__ = ["Payloads", "error_body", "error_code_for_status"]
@@ -98,6 +101,7 @@ class Payloads:
     """Builds (and caches) encoded response bodies for one server instance."""
 
     __slots__ = (
+        "_served",
         "_v1_filtered",
         "_v1_segments",
         "_v2_data",
@@ -120,18 +124,20 @@ class Payloads:
         self.clip_length = clip_length
         self.default_duration = self.duration()
         rng = random.Random(seed)
-        vectors: list[list[float]] = []
+        served: list[list[float]] = []  # the numbers written on the wire (6 decimals)
         for _ in range(segments):
             raw = [rng.gauss(0.0, 1.0) for _ in range(embedding_dim)]
             norm = math.sqrt(sum(x * x for x in raw)) or 1.0
-            vectors.append([round(x / norm, 6) for x in raw])
-        self.vectors = vectors
-        """The per-server embedding vectors (shared by every ready task)."""
+            served.append([round(x / norm, 6) for x in raw])
+        self._served = served
         self._v2_data: dict[tuple[str, ...], bytes] = {}
         self._v1_segments: list[tuple[str, bytes]] = [
             (option, _encode(seg))
             for option, seg in self._layout(DEFAULT_EMBEDDING_OPTIONS, v1=True)
         ]
+        self.vectors = [Float32Vector(v) for v in served]
+        """The per-server embedding vectors (shared by every ready task), as a client decodes
+        them: the wire carries each value with 6 decimals, this is its float32."""
         self._v1_filtered: dict[tuple[str, ...] | None, bytes] = {}
 
     # ------------------------------------------------------------------ embeddings
@@ -140,7 +146,7 @@ class Payloads:
         self, options: tuple[str, ...], *, v1: bool
     ) -> Iterable[tuple[str, dict[str, Any]]]:
         n_opt = max(1, len(options))
-        for i, vec in enumerate(self.vectors):
+        for i, vec in enumerate(self._served):
             option = options[i % n_opt] if options else "visual"
             start = float((i // n_opt) * self.clip_length)
             end = start + self.clip_length

@@ -2,9 +2,11 @@
 
 Field names are the Python spellings of the wire names (``_id`` is ``id``, ``float`` is
 ``float_``, ``prompt_v2`` is ``prompt_v_2``). Unknown fields are ignored, and enum-like fields
-are plain strings so that values the API adds later never break decoding.
+are plain strings so that values the API adds later never break decoding. Embedding vectors
+are :class:`Float32Vector` (4-byte floats; see ``_vector.py``).
 """
 
+from ._vector import Float32Vector
 from .analyze import (
     AnalyzeImageInput,
     AnalyzeTask,
@@ -74,6 +76,7 @@ __all__ = [
     "EmbeddingTaskMetadata",
     "EmbeddingUsage",
     "EmbeddingV2TaskRequest",
+    "Float32Vector",
     "MediaEmbeddingTask",
     "MediaSource",
     "PageInfo",

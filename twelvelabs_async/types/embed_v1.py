@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
+from ._vector import Float32Vector, as_float32_vector, stack_vectors
+from ._vector import VectorField as _Vector
 from .common import Wire as _Wire
+
+if TYPE_CHECKING:
+    import numpy
 
 __all__ = [
     "EmbedV1Task",
@@ -32,13 +37,17 @@ class VideoEmbeddingMetadata(_Wire):
 
 
 class VideoSegment(_Wire):
-    """One embedding of a clip (or of the whole video). The vector's wire name is ``float``."""
+    """One embedding of a clip (or of the whole video). The vector's wire name is ``float``;
+    ``float_`` is a :class:`Float32Vector` (float32 values, buffer format ``'f'``)."""
 
-    float_: list[float] = msgspec.field(default_factory=list, name="float")
+    float_: _Vector = msgspec.field(default_factory=Float32Vector, name="float")
     start_offset_sec: float | None = None
     end_offset_sec: float | None = None
     embedding_option: str | None = None
     embedding_scope: str | None = None
+
+    def __post_init__(self) -> None:
+        self.float_ = as_float32_vector(self.float_)
 
 
 class VideoEmbedding(_Wire):
@@ -76,6 +85,18 @@ class EmbedV1Task(_V1Base):
 
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    def embeddings_array(self, option: str | None = None) -> numpy.ndarray[Any, Any]:
+        """The segments' vectors as one 2-D ``numpy.float32`` array (one row per segment).
+
+        ``option`` keeps only the segments of that ``embedding_option``. Needs numpy
+        (``ImportError`` without it); ``ValueError`` if the kept vectors differ in length.
+        """
+        video = self.video_embedding
+        segments = (video.segments if video is not None else None) or ()
+        return stack_vectors(
+            [s.float_ for s in segments if option is None or s.embedding_option == option]
+        )
 
 
 class EmbedV1TaskCreated(_Wire):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
+from ._vector import VectorField as _Vector
+from ._vector import as_float32_vector, stack_vectors
 from .common import Wire as _Wire
+
+if TYPE_CHECKING:
+    import numpy
 
 __all__ = [
     "AsyncAudioInput",
@@ -102,10 +107,14 @@ class EmbeddingV2TaskRequest(_Wire):
 
 
 class EmbeddingData(_Wire):
-    """One embedding vector and what it covers (a clip, a page, a chunk or the whole asset)."""
+    """One embedding vector and what it covers (a clip, a page, a chunk or the whole asset).
 
-    embedding: list[float]
-    embedding_uncertainty: list[float] | None = None
+    ``embedding`` (and ``embedding_uncertainty``) are :class:`Float32Vector`: float32 values
+    with ``len()``, indexing, iteration and the buffer protocol (format ``'f'``).
+    """
+
+    embedding: _Vector
+    embedding_uncertainty: _Vector | None = None
     embedding_option: str | None = None
     embedding_scope: str | None = None
     start_sec: float | None = None
@@ -114,6 +123,11 @@ class EmbeddingData(_Wire):
     end_page_number: int | None = None
     quadrant: str | None = None
     chunk_index: int | None = None
+
+    def __post_init__(self) -> None:
+        self.embedding = as_float32_vector(self.embedding)
+        if self.embedding_uncertainty is not None:
+            self.embedding_uncertainty = as_float32_vector(self.embedding_uncertainty)
 
 
 class EmbeddingUsage(_Wire):
@@ -174,6 +188,18 @@ class EmbeddingTask(_Wire):
     def error_message(self) -> str | None:
         """The task's error message, if any."""
         return self.error.message if self.error is not None else None
+
+    def embeddings_array(self, option: str | None = None) -> numpy.ndarray[Any, Any]:
+        """The vectors of ``data`` as one 2-D ``numpy.float32`` array (one row per item).
+
+        ``option`` keeps only the items of that ``embedding_option`` (``"visual"``,
+        ``"audio"``, ...). Needs numpy (an optional dependency: ``ImportError`` without it);
+        ``ValueError`` if the kept vectors differ in length. No data gives shape ``(0, 0)``.
+        """
+        items = self.data or ()
+        return stack_vectors(
+            [d.embedding for d in items if option is None or d.embedding_option == option]
+        )
 
 
 class EmbeddingTaskCreatedMetadata(_Wire):

@@ -1,0 +1,191 @@
+"""``Float32Vector``: an embedding kept as 4-byte floats, encoded by msgspec as a JSON array.
+
+A vector decoded to ``list[float]`` costs 32 bytes per value (a Python float plus its list
+slot); the API's values are float32 model outputs, so 4 bytes keep all they carry. The type is
+an ``array.array('f')`` subclass: ``len()``, indexing, iteration, ``list()``, ``tolist()`` and
+the buffer protocol (format ``'f'``, so ``numpy.frombuffer(v, numpy.float32)`` and
+``memoryview(v)`` read it without a copy) are the array's own C code.
+
+How ``msgspec.json.encode(task)`` still writes a JSON array without an ``enc_hook``: msgspec
+(>= 0.21) recognises an enum by its metaclass being a subclass of ``EnumMeta`` and encodes
+``obj._value_`` in its place. :class:`Float32Vector`'s metaclass is such a subclass with every
+piece of enum machinery switched back to plain ``type`` behaviour (the class is not an
+``Enum``: ``isinstance(v, enum.Enum)`` is ``False``), and ``_value_`` is a property returning
+``self.tolist()``. The list of floats exists only while it is being encoded. The tests pin
+this behaviour for JSON, MessagePack and ``msgspec.to_builtins``.
+"""
+
+from __future__ import annotations
+
+import array
+import enum
+import struct
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex, cast
+
+__all__ = ["Float32Vector", "VectorField", "as_float32_vector", "stack_vectors"]
+
+if TYPE_CHECKING:
+    import numpy
+
+    # Type checkers see a plain float array; the metaclass below is a runtime detail.
+    _Base = array.array[float]
+    _Meta = type
+else:
+    _Base = array.array
+
+    class _Meta(enum.EnumMeta):
+        """Only msgspec looks at this metaclass ("is it an enum? then encode ``_value_``").
+        Everything ``EnumMeta`` adds is undone, so the class behaves as a plain class."""
+
+        def __new__(
+            mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kw: Any
+        ) -> type:
+            return type.__new__(mcls, name, bases, dict(namespace), **kw)
+
+        def __init__(cls, *args: Any, **kw: Any) -> None:
+            type.__init__(cls, *args, **kw)
+
+        @classmethod
+        def __prepare__(mcls, name: str, bases: tuple[type, ...], **kw: Any) -> dict[str, Any]:
+            return {}
+
+        __call__ = type.__call__
+        __repr__ = type.__repr__
+        __dir__ = type.__dir__
+        __setattr__ = type.__setattr__
+        __delattr__ = type.__delattr__
+
+        def __getattr__(cls, name: str) -> Any:
+            # EnumMeta (3.10, 3.11) looks up members here; a plain class just has no such name.
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+        def __bool__(cls) -> bool:
+            return True
+
+        @property
+        def _value2member_map_(cls) -> Any:
+            # msgspec reads this when a user's own Struct annotates a field with the class.
+            raise TypeError(
+                "msgspec cannot decode into Float32Vector: annotate the field as list[float] "
+                "and convert it with Float32Vector(values) (the library's models do this "
+                "in __post_init__)"
+            )
+
+
+_new_array = array.array.__new__
+_packers: dict[int, Callable[..., bytes]] = {}
+
+
+def _packer(n: int) -> Callable[..., bytes]:
+    pack = _packers.get(n)
+    if pack is None:
+        if len(_packers) >= 64:  # a few dimensions ever occur; never grow without bound
+            _packers.clear()
+        # '=' (standard size, native order) packs through PyFloat_Pack4, which raises
+        # OverflowError for a finite value beyond float32 range (the native '@' mode would
+        # silently give inf). Native order keeps the bytes identical to array('f').
+        pack = _packers[n] = struct.Struct(f"={n}f").pack
+    return pack
+
+
+class Float32Vector(_Base, metaclass=_Meta):
+    """An embedding vector stored as float32 (4 bytes per value).
+
+    Behaves as a sequence of ``float``: ``len(v)``, ``v[i]``, ``for x in v``,
+    ``list(v)``, ``v.tolist()``. It is an ``array.array`` of typecode ``'f'``, so
+    ``memoryview(v)`` and ``numpy.frombuffer(v, dtype=numpy.float32)`` read its memory
+    directly, and ``msgspec.json.encode`` writes it as a JSON array of numbers.
+
+    ``Float32Vector(values)`` takes any iterable of real numbers; a value outside float32's
+    range (beyond ~3.4e38 in magnitude) raises ``ValueError``; a value below float32's
+    smallest subnormal rounds to (signed) zero. Slicing, ``+`` and ``*`` return a plain
+    ``array.array('f')``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, values: Iterable[SupportsFloat | SupportsIndex] = ()) -> Float32Vector:
+        if isinstance(values, array.array) and values.typecode == "f":
+            return _wrap(cls, values)
+        if not isinstance(values, (list, tuple)):
+            values = list(values)
+        return _pack_into_vector(cls, values)
+
+    @property
+    def _value_(self) -> list[float]:
+        """What msgspec encodes in place of the vector (see the module docstring)."""
+        return self.tolist()
+
+    def __repr__(self) -> str:
+        return f"Float32Vector({self.tolist()!r})"
+
+    def __copy__(self) -> Float32Vector:
+        return _wrap(type(self), self)
+
+    def __deepcopy__(self, memo: Any) -> Float32Vector:
+        return self.__copy__()
+
+
+if TYPE_CHECKING:
+    VectorField = Float32Vector
+else:
+    # The annotation of a vector field in the wire structs. msgspec decodes the JSON array as
+    # a transient list[float] and the struct's __post_init__ packs it with as_float32_vector();
+    # type checkers see the field's real type.
+    VectorField = list[float]
+
+
+def _wrap(cls: type[Float32Vector], source: array.array[float]) -> Float32Vector:
+    # array.array.__new__ straight away (no metaclass __call__, no Python __new__): from an
+    # array of the same typecode it allocates the exact size and copies with one memcpy
+    # (array('f', bytes) would grow its buffer with ~6% spare room).
+    return cast(Float32Vector, _new_array(cls, "f", source))
+
+
+def _pack_into_vector(
+    cls: type[Float32Vector], values: list[Any] | tuple[Any, ...]
+) -> Float32Vector:
+    try:
+        data = _packer(len(values))(*values)
+    except OverflowError:
+        raise ValueError("a value is outside float32 range (|x| > 3.4028235e38)") from None
+    except struct.error as exc:  # a non-number
+        raise TypeError(f"a vector holds numbers only ({exc})") from None
+    staging = array.array("f")
+    staging.frombytes(data)
+    return _wrap(cls, staging)
+
+
+def as_float32_vector(values: Any) -> Float32Vector:
+    """``values`` as a :class:`Float32Vector` (returned as is when it already is one).
+
+    This is the wire structs' ``__post_init__`` step: msgspec decodes the JSON array to a
+    transient ``list[float]``, packed here at C speed into 4-byte floats.
+    """
+    if type(values) is Float32Vector:
+        return values
+    if type(values) is list:
+        return _pack_into_vector(Float32Vector, values)
+    return Float32Vector(values)
+
+
+def stack_vectors(vectors: list[Float32Vector]) -> numpy.ndarray[Any, Any]:
+    """``vectors`` as one new, writable 2-D ``numpy.float32`` array (a copy: the rows of a 2-D
+    array are contiguous, the vectors are separate blocks)."""
+    try:
+        import numpy  # optional: imported on use
+    except ImportError:
+        raise ImportError(
+            "embeddings_array() needs numpy (pip install numpy); without it, read each "
+            "vector with memoryview(vector) or list(vector)"
+        ) from None
+    if not vectors:
+        return numpy.empty((0, 0), dtype=numpy.float32)
+    width = len(vectors[0])
+    if any(len(v) != width for v in vectors):
+        raise ValueError("the vectors differ in length; select one embedding_option")
+    out = numpy.empty((len(vectors), width), dtype=numpy.float32)
+    for row, vector in zip(out, vectors, strict=True):
+        row[:] = numpy.frombuffer(vector, dtype=numpy.float32)
+    return out
