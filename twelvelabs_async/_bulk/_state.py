@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS items (
     error TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_task ON items (kind, task_id);
-CREATE INDEX IF NOT EXISTS items_state ON items (state);
 """
 
 T = TypeVar("T")
