@@ -8,6 +8,7 @@ the shared rate limit, the request budget and memory bounded by the concurrency.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import sys
@@ -225,16 +226,7 @@ async def test_a_crash_after_the_intent_is_reconciled_before_anything_is_sent(
     that did not are created; nothing twice."""
     state_path = tmp_path / "job.sqlite"
     items = [v2_item(i) for i in range(4)] + [v1_item(0)] + [analyze_item(i) for i in range(2)]
-    state = JobState(state_path)
-    await state.open()
-    async with anyio.create_task_group() as group:
-        group.start_soon(state.run_writer)
-        for item in items:
-            params = __import__("json").dumps(dict(item.params))
-            await state.record_intent(item.custom_id, item.kind, time.time(), params)
-        group.cancel_scope.cancel()
-    job_id = state.job_id
-    await state.close()
+    job_id = await record_intents(state_path, items)
     # The creates of v2-0, v2-2, v1-0 and an-0 reached the API before the "crash".
     await client.embed.v2.tasks.create(**items[0].params)
     await client.embed.v2.tasks.create(**items[2].params)
@@ -254,6 +246,46 @@ async def test_a_crash_after_the_intent_is_reconciled_before_anything_is_sent(
     assert fake.app.request_count(V2_CREATE) == 2
     assert fake.app.request_count(V1_CREATE) == 0
     assert fake.app.request_count(ANALYZE_CREATE) == 2
+
+
+async def test_a_crash_state_that_cannot_be_proven_settles_unconfirmed(
+    client: AsyncTwelveLabs, fake: FakeTwelveLabs, tmp_path: Path
+) -> None:
+    """Left ``sending`` by a crash: an input two tasks match, and an input no list shows
+    (base64). Neither is created again; both settle ``unconfirmed``, saying why."""
+    state_path = tmp_path / "job.sqlite"
+    twice = v2_item(1)
+    inline = BulkItem(
+        "inline",
+        "embed_v2",
+        {"input_type": "video", "model_name": "marengo3.0",
+         "video": {"media_source": {"base64_string": "AAAA"}}},
+    )  # fmt: skip
+    await record_intents(state_path, [twice, inline])
+    for _ in range(2):
+        await client.embed.v2.tasks.create(**twice.params)
+    fake.app.reset_counters()
+    results = {r.custom_id: r for r in await run(client, [twice, inline], state_path)}
+    assert results["v2-1"].status == "unconfirmed"
+    assert "2 tasks match its input" in (results["v2-1"].error or "")
+    assert results["inline"].status == "unconfirmed"
+    assert "cannot be found in a list" in (results["inline"].error or "")
+    assert fake.app.request_count(V2_CREATE) == 0
+    assert fake.store.count("embed_v2") == 2
+
+
+async def record_intents(path: Path, items: list[BulkItem]) -> str:
+    """Write intents as a run killed right after them leaves them; returns the job id."""
+    state = JobState(path)
+    await state.open()
+    async with anyio.create_task_group() as group:
+        group.start_soon(state.run_writer)
+        for item in items:
+            params = json.dumps(dict(item.params))
+            await state.record_intent(item.custom_id, item.kind, time.time(), params)
+        group.cancel_scope.cancel()
+    await state.close()
+    return state.job_id
 
 
 async def test_a_refused_key_stops_the_job_with_the_error_itself(tmp_path: Path) -> None:

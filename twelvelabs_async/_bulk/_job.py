@@ -186,6 +186,8 @@ class BulkJob:
         self._stats = BulkStats()
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._active: set[str] = set()
+        self._sending_inputs: Counter[tuple[str, tuple[str, str] | None]] = Counter()
+        """Unanswered creates by input: a task found for one may be another's."""
         """``custom_id`` of every item in progress (a repeated one would wait forever)."""
         self._slots = anyio.Semaphore(concurrency)
         self._watching = 0
@@ -331,7 +333,7 @@ class BulkJob:
             self._active.add(item.custom_id)
             if row is not None and row.state == CREATED and row.task_id:
                 self._stats.reattached += 1
-                self._attach(_Flight(item), row.task_id)
+                await self._attach_or_settle(_Flight(item), row.task_id)
             else:
                 group.start_soon(self._create, _Flight(item))
 
@@ -340,6 +342,8 @@ class BulkJob:
     async def _create(self, flight: _Flight) -> None:
         item = flight.item
         self._stats.sending += 1
+        sending = (item.kind, input_key(item.kind, item.params))
+        self._sending_inputs[sending] += 1
         try:
             intent_at = time.time()
             params = _encode(dict(item.params)).decode()
@@ -347,11 +351,29 @@ class BulkJob:
             status, task_id, error = await self._resolve(item, intent_at)
         finally:
             self._stats.sending -= 1
+            self._sending_inputs[sending] -= 1
+            if not self._sending_inputs[sending]:
+                del self._sending_inputs[sending]
         if task_id is not None:
             self._state.record_task(item.custom_id, task_id)
-            self._attach(flight, task_id)
+            await self._attach_or_settle(flight, task_id)
         else:
             await self._settle_now(flight, status, None, error)
+
+    async def _attach_or_settle(self, flight: _Flight, task_id: str) -> None:
+        """Watch the item's task, unless another item of this run already holds it (which
+        only a wrong match could cause): then this item cannot be proven, and says so."""
+        holder = self._flights.get((flight.item.kind, task_id))
+        if holder is None:
+            self._attach(flight, task_id)
+            return
+        await self._settle_now(
+            flight,
+            UNCONFIRMED,
+            None,
+            f"unconfirmed: task {task_id} was given to this item and to "
+            f"{holder.item.custom_id!r}; check both with `twelvelabs-async tasks get`",
+        )
 
     async def _resolve(
         self, item: BulkItem, intent_at: float, *, reconcile: bool = True
@@ -406,31 +428,30 @@ class BulkJob:
             await anyio.sleep(min(self._reconcile_delay, 2.0))
             return await self._resolve(item, intent_at, reconcile=False)
         await self._sleep_until(intent_at + self._reconcile_delay)
-        try:
-            task_id = await self._match(item.kind, item.params, intent_at)
-        except _Ambiguous as why:
-            return UNCONFIRMED, None, _unconfirmed(item, error, why)
-        if task_id is None:
+        (found,) = await self._match(item.kind, [(item.params, intent_at)])
+        if isinstance(found, _Ambiguous):
+            return UNCONFIRMED, None, _unconfirmed(item, error, found)
+        if found is None:
             return UNCONFIRMED, None, _unconfirmed(item, error, None)
         self._stats.reconciled += 1
-        return CREATED, task_id, None
+        return CREATED, found, None
 
-    async def _match(self, kind: TaskKind, params: Any, intent_at: float) -> str | None:
-        """The one task of this job's account matching an embed item's input, created since
-        its intent and not claimed by another item; ``None`` if there is none.
-
-        Raises:
-            _Ambiguous: the input cannot be recognised in a list, or several tasks match.
-        """
-        matched = await self._match_many(kind, [(params, intent_at)])
-        return matched[0]
-
-    async def _match_many(
+    async def _match(
         self, kind: TaskKind, wanted: list[tuple[Any, float]]
-    ) -> list[str | None]:
+    ) -> list[str | _Ambiguous | None]:
+        """For each embed item ``(params, intent_at)``: the one task matching its input (and
+        model), created since the intent and claimed by no other item; ``None`` if there is
+        none; :class:`_Ambiguous` if that cannot be told (an input a list does not show,
+        several matching tasks, or another create of the same input still unanswered)."""
         keys = [input_key(kind, params) for params, _ in wanted]
+        verdicts: list[str | _Ambiguous | None] = [
+            _Ambiguous("its input (not a URL or a file name) cannot be found in a list")
+            if key is None
+            else None
+            for key in keys
+        ]
         if all(key is None for key in keys):
-            raise _Ambiguous("its input (not a URL or a file name) cannot be found in a list")
+            return verdicts
         start = datetime.fromtimestamp(
             min(at for _, at in wanted) - DEFAULT_RECONCILE_MARGIN, tz=timezone.utc
         )
@@ -441,35 +462,36 @@ class BulkJob:
             if not isinstance(task_id, str) or not task_id:
                 continue
             listed_model = getattr(listed, "model_name", None)
-            for key in listed_keys(listed):
-                candidates.setdefault(key, []).append((task_id, listed_model))
+            for shown in listed_keys(listed):
+                candidates.setdefault(shown, []).append((task_id, listed_model))
         await self._state.flush()
         every = {task_id for found in candidates.values() for task_id, _ in found}
         taken = await self._state.claimed(kind, sorted(every))
         taken |= {task_id for (k, task_id) in self._flights if k == kind}
-        results: list[str | None] = []
-        for (params, _), wanted_key in zip(wanted, keys, strict=True):
-            if wanted_key is None:
-                results.append(None)
+        for index, ((params, _), key) in enumerate(zip(wanted, keys, strict=True)):
+            if key is None:
+                continue
+            if self._sending_inputs[(kind, key)] > 1:
+                # Another item's create of the same input is unanswered too: a task found
+                # now may be that one's.
+                verdicts[index] = _Ambiguous("another create of the same input is unanswered")
                 continue
             model = params.get("model_name") if isinstance(params, dict) else None
-            free = [
-                task_id
-                for task_id, listed_model in candidates.get(wanted_key, [])
-                if task_id not in taken and (model is None or listed_model in (None, model))
-            ]
-            free = list(dict.fromkeys(free))
+            free = list(
+                dict.fromkeys(
+                    task_id
+                    for task_id, listed_model in candidates.get(key, [])
+                    if task_id not in taken and (model is None or listed_model in (None, model))
+                )
+            )
             if len(free) > 1:
-                if len(wanted) == 1:
-                    raise _Ambiguous(f"{len(free)} tasks match its input: {', '.join(free)}")
-                results.append(None)
-                continue
-            if free:
+                verdicts[index] = _Ambiguous(
+                    f"{len(free)} tasks match its input: {', '.join(free)}"
+                )
+            elif free:
                 taken.add(free[0])
-                results.append(free[0])
-            else:
-                results.append(None)
-        return results
+                verdicts[index] = free[0]
+        return verdicts
 
     # --- restart --------------------------------------------------------------------------
 
@@ -505,26 +527,20 @@ class BulkJob:
     async def _recover_embed(self, kind: TaskKind, rows: list[Row]) -> None:
         wanted = [(_decode(row.params) if row.params else {}, row.intent_at or 0.0) for row in rows]
         await self._sleep_until(max(at for _, at in wanted) + self._reconcile_delay)
-        recognisable = [input_key(kind, params) is not None for params, _ in wanted]
-        matched: list[str | None] = [None] * len(rows)
-        if any(recognisable):
-            matched = await self._match_many(kind, wanted)
-        for row, (params, _), task_id, known in zip(
-            rows, wanted, matched, recognisable, strict=True
-        ):
-            if task_id is not None:
+        verdicts = await self._match(kind, wanted)
+        for row, (params, _), found in zip(rows, wanted, verdicts, strict=True):
+            if isinstance(found, _Ambiguous):
+                item = BulkItem(row.custom_id, kind, params)
+                error = RuntimeError("the run sending it stopped before any answer")
+                self._state.record_settled(
+                    row.custom_id, kind, UNCONFIRMED, None, _unconfirmed(item, error, found)
+                )
+            elif found is not None:
                 self._stats.reconciled += 1
-                self._state.record_task(row.custom_id, task_id)
-            elif known:
+                self._state.record_task(row.custom_id, task_id=found)
+            else:
                 # Listed long enough after the intent, and absent: it never reached the API.
                 self._state.forget(row.custom_id)
-            else:
-                item = BulkItem(row.custom_id, kind, params)
-                why = _Ambiguous("its input (not a URL or a file name) cannot be found in a list")
-                error = RuntimeError("the run sending it was interrupted before any answer")
-                self._state.record_settled(
-                    row.custom_id, kind, UNCONFIRMED, None, _unconfirmed(item, error, why)
-                )
 
     # --- watching -------------------------------------------------------------------------
 
