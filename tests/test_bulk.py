@@ -360,6 +360,30 @@ async def test_requests_per_item_in_the_default_scenario(tmp_path: Path) -> None
     assert watching / n <= 1.3, watching / n
 
 
+async def test_tasks_go_to_fresh_pollers_and_finished_ones_are_closed(
+    client: AsyncTwelveLabs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poller remembers every id it watched; the job hands each batch of tasks to a fresh
+    poller and closes the previous one once it has delivered everything, so a long job's
+    memory does not grow with its item count."""
+    from twelvelabs_async._bulk import _backend
+
+    monkeypatch.setattr(_backend, "POLLER_ROTATION", 7)
+    seen_live: list[int] = []
+    async with BulkJob(client, mixed(40), concurrency=10, **FAST) as job:
+        backend = job._backend
+        assert isinstance(backend, _backend.HttpBackend)
+        results = []
+        async for result in job:
+            results.append(result)
+            seen_live.append(backend.pollers_live)
+    assert sorted(r.custom_id for r in results) == sorted(i.custom_id for i in mixed(40))
+    assert {r.status for r in results} == {"ready"}
+    assert backend.pollers_opened >= 40 // 7
+    assert max(seen_live) <= 10  # never more than one poller per item in progress
+    assert backend.pollers_live == 0
+
+
 class InstantBackend:
     """A backend where every create answers at once and every task is ready at once: the
     job's own machinery (state file, slots, results) is all that is measured."""

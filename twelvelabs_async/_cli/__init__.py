@@ -42,13 +42,14 @@ Start with `twelvelabs-async demo`: no key, no network."""
 
 EXIT_CODES = """\
 exit codes:
-  0    success (watch, demo: every task ended ready / final)
-  1    a task failed, was canceled, timed out or was not found;
-       tasks get: the task does not exist
-  2    usage error: bad arguments, no API key, no task ids, unusable file
+  0    success (watch, demo: every task ended ready / final; submit: every item ready)
+  1    a task failed, was canceled, timed out or was not found (submit: an item
+       settled otherwise); tasks get: the task does not exist
+  2    usage error: bad arguments, no API key, no task ids, unusable file,
+       a bad manifest (submit: nothing was created)
   3    the API refused the key (401/403)
   4    another API error, or the API could not be reached
-  130  interrupted (Ctrl-C); rerun watch with the same --out to resume
+  130  interrupted (Ctrl-C); rerun watch or submit with the same --out to resume
   141  the reader of stdout went away (e.g. `| head`)"""
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -266,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  twelvelabs-async submit videos.jsonl --out results.jsonl\n"
             "  twelvelabs-async submit videos.csv --kind embed-v2 --model marengo3.0 "
             "--out results.jsonl --requests-per-minute 600\n"
-            "  twelvelabs-async export results.jsonl --out vectors\n\n"
-            + EXIT_CODES.replace("watch with", "watch or submit with")
+            "  twelvelabs-async export results.jsonl --out vectors\n\n" + EXIT_CODES
         ),
         formatter_class=_Formatter,
     )
