@@ -149,6 +149,29 @@ async def test_sigkill_anywhere_then_rerun_gives_one_task_and_one_line_per_item(
         assert len(read_results(out)) == len(lines)
 
 
+async def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path: Path) -> None:
+    lines = manifest_lines(12)
+    manifest = write_manifest(tmp_path / "items.jsonl", lines)
+    out = tmp_path / "results.jsonl"
+    async with FakeTwelveLabs(
+        rate_limit_per_minute=10**9,
+        default_finish_after_polls=None,
+        default_finish_after_seconds=1.0,
+    ) as fake:
+        args = command("submit", str(manifest), "--out", str(out), "--kind", "embed-v2", *FAST)
+        async with await anyio.open_process(args, env=cli_env(fake)) as proc:
+            with anyio.fail_after(20):
+                while fake.store.count("embed_v2") + fake.store.count("analyze") == 0:
+                    await anyio.sleep(0.05)
+                proc.send_signal(signal.SIGINT)
+                assert await proc.wait() == 130
+        assert len(server_tasks(fake)) <= len(lines)
+        again = await cli(fake, *args[5:], timeout=30)
+        assert again.code == 0, again.stderr
+    results = read_results(out)
+    assert sorted(r["custom_id"] for r in results) == sorted(x["custom_id"] for x in lines)
+
+
 def _url(line: dict[str, Any]) -> str:
     params = line["params"]
     if "video_url" in params:
