@@ -248,6 +248,55 @@ async def test_a_crash_after_the_intent_is_reconciled_before_anything_is_sent(
     assert fake.app.request_count(ANALYZE_CREATE) == 2
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_under_chaos_no_item_ever_gets_two_tasks(tmp_path: Path, seed: int) -> None:
+    """Random 5xx, 429, dropped connections, cut-off bodies and slow answers on every route
+    (creates, checks, lists): every item gets exactly one result; an item with a task id
+    has exactly that one task at the server, with its true status; an ``unconfirmed`` item
+    has none (the chaos faults that answer nothing never process the request); no input
+    ever has two tasks. A rerun with ``retry_unconfirmed`` then settles every item."""
+    from twelvelabs_async.testing import Chaos
+
+    async with (
+        FakeTwelveLabs(
+            rate_limit_per_minute=10**9,
+            default_finish_after_polls=None,
+            default_finish_after_seconds=0.3,
+        ) as fake,
+        AsyncTwelveLabs(api_key="k", base_url=fake.base_url, timeout=2.0) as client,
+    ):
+        fake.chaos = Chaos(
+            p_5xx=0.08, p_429=0.04, p_drop=0.04, p_truncate=0.06, p_slow=0.01,
+            slow_delay=2.5, seed=seed,
+        )  # fmt: skip
+        items = mixed(45)
+        results = await run(client, items, tmp_path / "job.sqlite", concurrency=16)
+        fake.chaos = None
+        by_url = {}
+        for kind in ("embed_v2", "embed_v1", "analyze"):
+            for rec in fake.store.all(kind):  # type: ignore[arg-type]
+                assert str(rec.video_url) not in by_url, "two tasks for one input"
+                by_url[str(rec.video_url)] = rec
+        # Then, with the faults gone, --retry-unconfirmed settles the rest: one task each.
+        retried = await run(client, items, tmp_path / "job.sqlite", retry_unconfirmed=True)
+        assert {r.status for r in retried} == {"ready"}
+        assert set(tasks_per_input(fake).values()) == {1}
+        assert len(tasks_per_input(fake)) == len(items)
+    assert sorted(r.custom_id for r in results) == sorted(i.custom_id for i in items)
+    items_by_id = {i.custom_id: i for i in items}
+    for result in results:
+        rec = by_url.get(url_of(items_by_id[result.custom_id]))
+        if result.status == "unconfirmed":
+            assert result.task_id is None
+            assert rec is None
+        else:
+            assert rec is not None
+            assert result.task_id == rec.id
+            assert result.status in (rec.status, "timed_out")
+    assert sum(fake.chaos_counts.values()) > 0
+    assert {"ready", "unconfirmed"} <= {r.status for r in results}
+
+
 async def test_a_crash_state_that_cannot_be_proven_settles_unconfirmed(
     client: AsyncTwelveLabs, fake: FakeTwelveLabs, tmp_path: Path
 ) -> None:
