@@ -250,6 +250,32 @@ async def test_csv_manifest_key_refused_and_export(tmp_path: Path) -> None:
     assert len(matrix) == 10 + header_len + segments * dim * 4
 
 
+async def test_export_to_parquet_when_pyarrow_is_installed(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from twelvelabs_async import export_results
+
+    out = tmp_path / "results.jsonl"
+    write_manifest(tmp_path / "m.jsonl", [{"kind": "embed_v1", **x} for x in manifest_lines(4)
+                                          if "video_url" in x["params"]])  # fmt: skip
+    async with FakeTwelveLabs(rate_limit_per_minute=10**9, segments=2) as fake:
+        run = await cli(fake, "submit", str(tmp_path / "m.jsonl"), "--out", str(out), *FAST)
+        assert run.code == 0, run.stderr
+    summary = export_results(out, tmp_path / "vec")
+    assert summary.format == "parquet"
+    table = pq.read_table(tmp_path / "vec.parquet")
+    assert table.num_rows == summary.rows
+    assert summary.rows > 0
+    assert table.column_names == [
+        "custom_id", "task_id", "segment", "option", "scope", "start", "end", "vector",
+    ]  # fmt: skip
+    first = table.slice(0, 1).to_pylist()[0]
+    results = read_results(out)
+    segment = results[0]["task"]["video_embedding"]["segments"][0]
+    assert first["custom_id"] == results[0]["custom_id"]
+    assert first["start"] == segment["start_offset_sec"]
+    assert first["vector"] == pytest.approx(segment["float"], rel=1e-6)
+
+
 async def test_readme_bulk_example_runs(tmp_path: Path) -> None:
     """The README's ``submit``/``export`` block, against the fake, on a small manifest, then
     its numpy-only vector store on the export."""
