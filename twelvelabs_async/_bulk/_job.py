@@ -186,9 +186,9 @@ class BulkJob:
         self._stats = BulkStats()
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._active: set[str] = set()
+        """``custom_id`` of every item in progress (a repeated one would wait forever)."""
         self._sending_inputs: Counter[tuple[str, tuple[str, str] | None]] = Counter()
         """Unanswered creates by input: a task found for one may be another's."""
-        """``custom_id`` of every item in progress (a repeated one would wait forever)."""
         self._slots = anyio.Semaphore(concurrency)
         self._watching = 0
         self._watch_wake = anyio.Event()
@@ -295,12 +295,15 @@ class BulkJob:
     # --- reading items --------------------------------------------------------------------
 
     async def _produce(self, group: TaskGroup) -> None:
+        # Items are looked up in the state file a chunk at a time; an async source may trickle,
+        # so its items are not held back waiting for a chunk to fill.
+        size = 1 if isinstance(self._items, AsyncIterable) else _CHUNK
         chunk: list[BulkItem] = []
         async for item in _iterate(self._items):
             if not isinstance(item, BulkItem):
                 raise TypeError(f"bulk items must be BulkItem objects, got {type(item).__name__}")
             chunk.append(item)
-            if len(chunk) >= _CHUNK:
+            if len(chunk) >= size:
                 await self._feed(chunk, group)
                 chunk = []
         if chunk:
