@@ -34,7 +34,7 @@ from twelvelabs_async import (
     RequestGate,
 )
 from twelvelabs_async._bulk._items import idempotency_key, input_key
-from twelvelabs_async._bulk._state import JobState
+from twelvelabs_async._bulk._state import JobState, StateInUseError
 from twelvelabs_async.testing import FakeTwelveLabs
 
 pytestmark = pytest.mark.anyio
@@ -134,6 +134,38 @@ async def test_async_iterable_and_in_memory_state(client: AsyncTwelveLabs) -> No
 
     results = await run(client, items(), None)
     assert sorted(r.custom_id for r in results) == [f"v2-{i}" for i in range(4)]
+
+
+async def test_leaving_early_then_resuming_settles_every_item_once(
+    client: AsyncTwelveLabs, fake: FakeTwelveLabs, tmp_path: Path
+) -> None:
+    """Breaking out after a few results (creates and checks still in flight) loses nothing:
+    the rerun hands over every item not yet taken, each created once."""
+    items = mixed(30)
+    state = tmp_path / "job.sqlite"
+    taken: list[BulkResult] = []
+    with anyio.fail_after(30):
+        async with BulkJob(client, items, state=state, concurrency=12, **FAST) as job:
+            async for result in job:
+                taken.append(result)
+                if len(taken) == 5:
+                    break
+    rest = await run(client, items, state)
+    fresh = [r for r in rest if not r.earlier]
+    assert sorted(r.custom_id for r in taken + fresh) == sorted(i.custom_id for i in items)
+    assert sorted(r.custom_id for r in rest if r.earlier) == sorted(r.custom_id for r in taken)
+    assert set(tasks_per_input(fake).values()) == {1}
+
+
+async def test_one_run_per_state_file(client: AsyncTwelveLabs, tmp_path: Path) -> None:
+    """Two runs of one job at once would create the same items twice: the second is
+    refused before it sends anything."""
+    state = tmp_path / "job.sqlite"
+    async with BulkJob(client, [v2_item(1)], state=state, **FAST) as job:
+        with pytest.raises(StateInUseError, match="in use by another run"):
+            async with BulkJob(client, [v2_item(1)], state=state, **FAST):
+                pass
+        assert [r.status async for r in job] == ["ready"]
 
 
 async def test_a_refused_create_is_rejected_without_a_task(

@@ -18,7 +18,7 @@ import anyio
 if TYPE_CHECKING:  # sqlite3 is imported when a job opens its state, not with the package
     import sqlite3
 
-__all__ = ["CREATED", "SENDING", "SETTLED", "JobState", "Row"]
+__all__ = ["CREATED", "SENDING", "SETTLED", "JobState", "Row", "StateInUseError"]
 
 SENDING: Final = "sending"
 """The intent is on disk; the create may or may not have reached the API."""
@@ -45,6 +45,10 @@ CREATE INDEX IF NOT EXISTS items_task ON items (kind, task_id);
 """
 
 T = TypeVar("T")
+
+
+class StateInUseError(RuntimeError):
+    """Another run (this process or another) has the job's state file open."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +106,11 @@ class JobState:
         if self.path is not None:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0.5)
         try:
+            # One run per state file: two runs of one job would both create the same items.
+            # The lock is taken by the first write below and held until the file is closed.
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit survives the process being killed (only a power
             # loss may lose the last commits), at a fraction of FULL's fsyncs.
@@ -115,6 +122,13 @@ class JobState:
                 db.execute("INSERT INTO meta (key, value) VALUES ('job_id', ?)", (job_id,))
             else:
                 job_id = found[0]
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" in str(exc):
+                raise StateInUseError(
+                    f"the bulk job state {self.path!r} is in use by another run"
+                ) from None
+            raise
         except BaseException:
             db.close()
             raise

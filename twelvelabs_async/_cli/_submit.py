@@ -21,6 +21,7 @@ import anyio
 import msgspec
 
 from .._bulk import BulkItem, BulkJob, BulkResult
+from .._bulk._state import StateInUseError
 from .._types import TaskKind
 from ..resources import AnalyzeTasks, EmbedV1Tasks, EmbedV2Tasks
 from ._common import (
@@ -359,6 +360,8 @@ async def submit(args: argparse.Namespace) -> int:
             try:
                 async with job:
                     await _consume(job, results, counts, progress)
+            except StateInUseError as exc:  # raised on entry, before anything is sent
+                raise CliError(str(exc)) from None
             finally:
                 progress.update(force=True)
                 display.stop(progress.snapshot() if not isinstance(display, PlainDisplay) else None)
