@@ -382,6 +382,27 @@ async def test_a_refused_key_stops_the_job_with_the_error_itself(tmp_path: Path)
     assert rows == []
 
 
+async def test_an_unreachable_api_stops_the_job_and_leaves_nothing_sending(
+    tmp_path: Path,
+) -> None:
+    """Connection refused: the create surely never left, so the job stops with the error
+    (the command exits 4) instead of waiting to reconcile, and a rerun starts clean."""
+    import socket
+
+    from twelvelabs_async import APIConnectionError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    async with AsyncTwelveLabs(api_key="k", base_url=f"http://127.0.0.1:{port}/v1.3") as client:
+        with pytest.raises(APIConnectionError):
+            await run(
+                client, [v2_item(i) for i in range(3)], tmp_path / "job.sqlite", concurrency=1
+            )
+    rows = sqlite3.connect(tmp_path / "job.sqlite").execute("SELECT * FROM items").fetchall()
+    assert rows == []
+
+
 async def test_one_rate_limit_covers_creates_and_polls(tmp_path: Path) -> None:
     """``requests_per_minute`` paces every request of the job: creates, checks, lists. The
     CONTRACT's rule (no 10 s window above R/6 + R/60) is checked at the server's arrival

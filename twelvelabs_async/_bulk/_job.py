@@ -36,6 +36,7 @@ import msgspec
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     PermissionDeniedError,
     RateLimitError,
@@ -406,7 +407,14 @@ class BulkJob:
                 if 400 <= error.status_code < 500 and error.status_code != 408:
                     return REJECTED, None, _describe(error)
                 ambiguous: BaseException = error
-            except (APIConnectionError, ResponseDecodeError) as error:
+            except APIConnectionError as error:
+                if _never_sent(error):
+                    # The API could not be reached at all (after the transport's retries):
+                    # nothing was created, and every other create would fail alike.
+                    await self._state.forget(item.custom_id).wait()
+                    raise
+                ambiguous = error
+            except ResponseDecodeError as error:
                 ambiguous = error
             except (TypeError, ValueError) as error:
                 # Refused before sending (unknown or malformed parameters): nothing exists.
@@ -627,6 +635,15 @@ def _first_error(error: BaseException) -> BaseException:
         if not inner:
             return error
         error = inner[0]
+
+
+def _never_sent(error: APIConnectionError) -> bool:
+    """Whether the connection itself failed, so that the request surely never left."""
+    import aiohttp  # loaded already: a request was just attempted
+
+    return isinstance(error.__cause__, aiohttp.ClientConnectorError) and not isinstance(
+        error, APITimeoutError
+    )
 
 
 def _describe(error: BaseException) -> str:
