@@ -91,10 +91,11 @@ async def test_sigkill_anywhere_then_rerun_gives_one_task_and_one_line_per_item(
     lines = manifest_lines(30)
     manifest = write_manifest(tmp_path / "items.jsonl", lines)
     out = tmp_path / "results.jsonl"
+    n = len(lines)
     async with FakeTwelveLabs(
         rate_limit_per_minute=10**9,
         default_finish_after_polls=None,
-        default_finish_after_seconds=lambda kind: rng.uniform(0.2, 1.2),
+        default_finish_after_seconds=lambda kind: rng.uniform(0.8, 1.6),
         default_final_status=lambda kind: "failed" if kind == "analyze" else "ready",
     ) as fake:
         args = command(
@@ -102,25 +103,41 @@ async def test_sigkill_anywhere_then_rerun_gives_one_task_and_one_line_per_item(
             "--concurrency", "8", "--requests-per-minute", "2400", "--progress", "plain",
             *FAST,
         )  # fmt: skip
-        kills = 0
-        created_at_kill: list[int] = []
-        code: int | None = None
-        for _ in range(15):
+
+        async def kill_when(created_at_least: int) -> tuple[int, int]:
+            """Start a run, SIGKILL it at a random moment soon after the server holds that
+            many tasks; return (tasks at the server, result lines) at the kill."""
             async with await anyio.open_process(args, env=cli_env(fake)) as proc:
-                with anyio.move_on_after(rng.uniform(0.5, 1.6)):
+                with anyio.fail_after(20):
+                    while len(server_tasks(fake)) < created_at_least:
+                        await anyio.sleep(0.01)
+                    await anyio.sleep(rng.uniform(0.0, 0.25))
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+            return len(server_tasks(fake)), len(read_results(out)) if out.exists() else 0
+
+        # Killed while creating: some items have no task yet.
+        created, _ = await kill_when(1)
+        assert created < n
+        # Killed while watching: every task created, some still running, some lines missing.
+        created, written = await kill_when(n)
+        assert created == n
+        assert written < n
+        # Then at random moments, until a run ends by itself.
+        code: int | None = None
+        for _ in range(10):
+            async with await anyio.open_process(args, env=cli_env(fake)) as proc:
+                with anyio.move_on_after(rng.uniform(0.4, 1.5)):
                     code = await proc.wait()
                 if code is None:
                     proc.send_signal(signal.SIGKILL)
                     await proc.wait()
-                    kills += 1
-                    created_at_kill.append(len(server_tasks(fake)))
                     continue
             break
+        else:
+            with anyio.fail_after(30):
+                code = (await anyio.run_process(args, env=cli_env(fake), check=False)).returncode
         assert code == 1, code  # the analyze items failed
-        assert kills >= 2
-        # Killed while creating (some items had no task yet) and while only watching.
-        assert min(created_at_kill) < len(lines), created_at_kill
-        assert max(created_at_kill) == len(lines), created_at_kill
         tasks = server_tasks(fake)
         # Exactly one task per item at the server.
         assert sorted(tasks) == sorted(
