@@ -166,6 +166,37 @@ async def test_sigkill_anywhere_then_rerun_gives_one_task_and_one_line_per_item(
         assert len(read_results(out)) == len(lines)
 
 
+async def test_unconfirmed_items_stay_until_retry_unconfirmed(tmp_path: Path) -> None:
+    """A create answered 503 settles ``unconfirmed`` (exit 1) and a plain rerun leaves it so
+    without sending anything; ``--retry-unconfirmed`` reconciles it, creates it (no task
+    exists) and appends its new line; the last line of a ``custom_id`` wins."""
+    lines = [{"kind": "embed_v2", **x} for x in manifest_lines(6)]
+    manifest = write_manifest(tmp_path / "items.jsonl", lines)
+    out = tmp_path / "results.jsonl"
+    base = ["submit", str(manifest), "--out", str(out), "--concurrency", "1", *FAST]
+    async with FakeTwelveLabs(rate_limit_per_minute=10**9) as fake:
+        fake.app.faults.push("POST /v1.3/embed-v2/tasks", status=503)
+        first = await cli(fake, *base)
+        assert first.code == 1, first.stderr
+        assert "unconfirmed 1" in first.stderr
+        assert "--retry-unconfirmed" in first.stderr
+        (shaky,) = [r for r in read_results(out) if r["status"] == "unconfirmed"]
+        assert shaky["task_id"] is None
+        assert "may have reached the API" in shaky["error"]
+        posts = fake.app.request_count(method="POST")
+        again = await cli(fake, *base)
+        assert again.code == 1, again.stderr
+        assert fake.app.request_count(method="POST") == posts
+        retried = await cli(fake, *base, "--retry-unconfirmed")
+        assert retried.code == 0, retried.stderr
+        assert fake.app.request_count(method="POST") == posts + 1
+        assert len(server_tasks(fake)) == len(lines)
+    results = read_results(out)
+    assert len(results) == len(lines) + 1
+    assert results[-1]["custom_id"] == shaky["custom_id"]
+    assert results[-1]["status"] == "ready"
+
+
 async def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path: Path) -> None:
     lines = manifest_lines(12)
     manifest = write_manifest(tmp_path / "items.jsonl", lines)

@@ -337,6 +337,8 @@ async def submit(args: argparse.Namespace) -> int:
     try:
         if results.dropped_partial:
             stderr_line(f"note: cut off a partial last line of {results.path}")
+        if results.repaired:
+            stderr_line(f"note: added the missing newline after the last line of {results.path}")
         stderr_line(
             f"submitting {plural(manifest.items, 'item')} from {manifest.path}"
             + (f" ({written_before:,} already in {results.path})" if written_before else "")
