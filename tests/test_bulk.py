@@ -433,6 +433,19 @@ async def test_one_rate_limit_covers_creates_and_polls(tmp_path: Path) -> None:
         assert len(window) <= ceiling, (len(window), ceiling)
 
 
+async def test_a_poller_can_share_a_gate(client: AsyncTwelveLabs, fake: FakeTwelveLabs) -> None:
+    """``client.poller(gate=...)``: the hook bulk jobs use to put polls under the same limit
+    as their creates; every request of the poller passes the given gate."""
+    gate = RequestGate(60_000)
+    ids = fake.add_tasks("embed_v2", 4, finish_after_polls=2)
+    fake.app.reset_counters()
+    async with client.poller(gate=gate, poll_interval=0.05, max_poll_interval=0.1) as poller:
+        poller.add(client.embed.v2.tasks, ids)
+        assert len([o async for o in poller.as_completed()]) == 4
+        assert poller.stats.requests == gate.requests
+    assert gate.requests == fake.app.request_count() > 0
+
+
 async def test_requests_per_item_in_the_default_scenario(tmp_path: Path) -> None:
     """Tasks finishing at spread-out times (as the benchmarks' default scenario, scaled):
     one create per item and at most 1.3 requests per item for watching, counted at the
