@@ -280,7 +280,7 @@ async def test_a_crash_after_the_intent_is_reconciled_before_anything_is_sent(
     assert fake.app.request_count(ANALYZE_CREATE) == 2
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 async def test_under_chaos_no_item_ever_gets_two_tasks(tmp_path: Path, seed: int) -> None:
     """Random 5xx, 429, dropped connections, cut-off bodies and slow answers on every route
     (creates, checks, lists): every item gets exactly one result; an item with a task id
