@@ -270,6 +270,7 @@ class _Progress:
         self.display = display
         self.job = job
         self.total = total
+        self._last = 0.0  # when the last plain line was printed
 
     def snapshot(self) -> Snapshot:
         stats = self.job.stats
@@ -310,8 +311,6 @@ class _Progress:
                 self.display.log(self.line())
         else:
             self.display.update(self.snapshot(), force=force)
-
-    _last = 0.0
 
     async def refresh(self) -> None:
         period = 0.1 if self.display.live else max(min(self.display.interval, 1.0), 0.05)
