@@ -1,15 +1,23 @@
 """Helpers shared by the test modules: tiny real aiohttp servers for endpoints the fake API does
-not offer, and a view of the asyncio tasks a client left behind."""
+not offer, a view of the asyncio tasks a client left behind, and the command line run as a
+subprocess."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import anyio
 from aiohttp import web
+
+from twelvelabs_async.testing import FakeTwelveLabs
 
 
 @contextlib.asynccontextmanager
@@ -44,3 +52,50 @@ def client_tasks() -> set[asyncio.Task[Any]]:
         for t in asyncio.all_tasks()
         if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
     }
+
+
+# --- the command line, run as a subprocess -----------------------------------------------
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli_env(fake: FakeTwelveLabs | None, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWELVELABS_", "TWELVE_LABS_", "COVERAGE"))
+    }
+    if fake is not None:
+        env["TWELVELABS_BASE_URL"] = fake.base_url
+        env["TWELVELABS_API_KEY"] = fake.api_key
+    env.update(extra)
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-W", "error", "-m", "twelvelabs_async", *args]
+
+
+async def cli(
+    fake: FakeTwelveLabs | None,
+    *args: str,
+    stdin: bytes = b"",
+    timeout: float = 30.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Run the command line to completion (bounded) while this loop keeps serving the fake."""
+    with anyio.fail_after(timeout):
+        done = await anyio.run_process(
+            command(*args),
+            input=stdin,
+            check=False,
+            cwd=cwd,
+            env=env if env is not None else cli_env(fake),
+        )
+    return Run(done.returncode, done.stdout.decode(), done.stderr.decode())

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import anyio
 import msgspec
 import pytest
 
+from tests.helpers import cli, cli_env, command
 from twelvelabs_async import AsyncTwelveLabs
 from twelvelabs_async._cli import main
 from twelvelabs_async._cli._demo import split_tasks
@@ -33,50 +32,6 @@ pytestmark = pytest.mark.anyio
 
 FAST = ["--poll-interval", "0.05", "--max-poll-interval", "0.2"]
 PLAIN_LINE = re.compile(r"^\[\s*\d+\.\ds\] watching \d+/\d+ \(\d+%\)", re.MULTILINE)
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def cli_env(fake: FakeTwelveLabs | None, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWELVELABS_", "TWELVE_LABS_", "COVERAGE"))
-    }
-    if fake is not None:
-        env["TWELVELABS_BASE_URL"] = fake.base_url
-        env["TWELVELABS_API_KEY"] = fake.api_key
-    env.update(extra)
-    return env
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-W", "error", "-m", "twelvelabs_async", *args]
-
-
-async def cli(
-    fake: FakeTwelveLabs | None,
-    *args: str,
-    stdin: bytes = b"",
-    timeout: float = 30.0,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Run:
-    """Run the command line to completion (bounded) while this loop keeps serving the fake."""
-    with anyio.fail_after(timeout):
-        done = await anyio.run_process(
-            command(*args),
-            input=stdin,
-            check=False,
-            cwd=cwd,
-            env=env if env is not None else cli_env(fake),
-        )
-    return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

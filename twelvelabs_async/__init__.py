@@ -9,6 +9,7 @@ and watch thousands of them until each is final, with few requests and a shared 
 ...         task = await client.embed.v2.tasks.wait("64f8d2c7e4a1b37f8a9c5d12", timeout=600)
 """
 
+from ._bulk import BulkItem, BulkJob, BulkResult, BulkStats, export_results
 from ._client import AsyncTwelveLabs
 from ._config import RetryPolicy, Timeout, is_testing, set_testing
 from ._exceptions import (
@@ -39,6 +40,7 @@ from ._exceptions import (
 )
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
+from ._ratelimit import RequestGate
 from ._transport import EventHooks, ResponseEvent
 from ._types import ANALYZE_FINAL_STATUSES, EMBED_FINAL_STATUSES, TaskKind, TaskStatus
 from ._version import __version__
@@ -74,6 +76,10 @@ __all__ = [
     "AsyncTwelveLabs",
     "AuthenticationError",
     "BadRequestError",
+    "BulkItem",
+    "BulkJob",
+    "BulkResult",
+    "BulkStats",
     "ClientClosedError",
     "ConflictError",
     "EmbedV1Task",
@@ -92,6 +98,7 @@ __all__ = [
     "Poller",
     "PollerStats",
     "RateLimitError",
+    "RequestGate",
     "ResponseDecodeError",
     "ResponseEvent",
     "ResponseTooLargeError",
@@ -115,6 +122,7 @@ __all__ = [
     "WebhookSignatureError",
     "WebhookTimestampError",
     "__version__",
+    "export_results",
     "is_testing",
     "set_testing",
 ]

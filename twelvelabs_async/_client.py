@@ -17,6 +17,7 @@ from ._config import (
     resolve_base_url,
 )
 from ._poller import Outcome, Poller, StatusChange
+from ._ratelimit import RequestGate
 from ._transport import EventHooks, Transport
 from ._types import TaskKind
 from .resources import Analyze, Embed, TaskResource
@@ -135,6 +136,7 @@ class AsyncTwelveLabs:
         on_change: Callable[[StatusChange], None] | None = None,
         sweep: bool = True,
         max_retries: int | None = None,
+        gate: RequestGate | None = None,
     ) -> Poller:
         """A :class:`Poller` watching tasks of any kind until each is final.
 
@@ -147,6 +149,8 @@ class AsyncTwelveLabs:
             on_change: called with a :class:`StatusChange` on every status transition.
             sweep: learn about many tasks per request from the list endpoints (default on).
             max_retries: transport retries of each request (the poller also re-polls).
+            gate: a :class:`RequestGate` to pace requests with, shared with other work
+                (then ``requests_per_minute`` is ignored: the gate's own limit applies).
         """
         self._transport.check_open()
         return Poller(
@@ -160,6 +164,7 @@ class AsyncTwelveLabs:
             on_change=on_change,
             sweep=sweep,
             max_retries=max_retries,
+            gate=gate,
         )
 
     async def wait_all(

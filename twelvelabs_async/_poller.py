@@ -212,6 +212,7 @@ class Poller:
         on_change: Callable[[StatusChange], None] | None = None,
         sweep: bool = True,
         max_retries: int | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -224,7 +225,8 @@ class Poller:
         self._schedule: PollSchedule = poll_schedule(poll_interval, max_poll_interval)
         self._on_change = on_change
         self._sweep_enabled = sweep
-        self._gate = RequestGate(requests_per_minute)
+        # A gate passed in is shared with other work (bulk creates) under one rate limit.
+        self._gate = gate if gate is not None else RequestGate(requests_per_minute)
         self._options = RequestOptions(gate=self._gate, max_retries=max_retries)
         self._groups: dict[TaskKind, _Group] = {}
         self._watches: dict[tuple[TaskKind, str], _Watch] = {}

@@ -42,13 +42,14 @@ Start with `twelvelabs-async demo`: no key, no network."""
 
 EXIT_CODES = """\
 exit codes:
-  0    success (watch, demo: every task ended ready / final)
-  1    a task failed, was canceled, timed out or was not found;
-       tasks get: the task does not exist
-  2    usage error: bad arguments, no API key, no task ids, unusable file
+  0    success (watch, demo: every task ended ready / final; submit: every item ready)
+  1    a task failed, was canceled, timed out or was not found (submit: an item
+       settled otherwise); tasks get: the task does not exist
+  2    usage error: bad arguments, no API key, no task ids, unusable file,
+       a bad manifest (submit: nothing was created)
   3    the API refused the key (401/403)
   4    another API error, or the API could not be reached
-  130  interrupted (Ctrl-C); rerun watch with the same --out to resume
+  130  interrupted (Ctrl-C); rerun watch or submit with the same --out to resume
   141  the reader of stdout went away (e.g. `| head`)"""
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -244,6 +245,103 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_options(watching, 5.0)
     _connection_options(watching, top=False)
     _command(watching, "_watch:watch")
+
+    # --- submit --------------------------------------------------------------------------
+    from ._submit import add_arguments as submit_arguments
+
+    submitting = commands.add_parser(
+        "submit",
+        help="create a task per manifest item, watch them all, store the results (resumable)",
+        description=_paragraphs(
+            "Create one task per item of MANIFEST (JSON lines: custom_id, kind, params; or a "
+            "CSV of custom_id,url with --kind and --model), watch them all, and append one "
+            "JSON line per item (custom_id, kind, task_id, status, error, task) to RESULTS "
+            "once it is settled. The whole manifest is checked before anything is created.",
+            "Progress goes to stderr. The state lives in an SQLite file: rerun the same "
+            "command to resume after a crash or Ctrl-C; no item is ever created twice. A "
+            "create that may have reached the API unanswered and matches no task settles as "
+            "'unconfirmed'.",
+        ),
+        epilog=(
+            "examples:\n"
+            "  twelvelabs-async submit videos.jsonl --out results.jsonl\n"
+            "  twelvelabs-async submit videos.csv --kind embed-v2 --model marengo3.0 "
+            "--out results.jsonl --requests-per-minute 600\n"
+            "  twelvelabs-async export results.jsonl --out vectors\n\n" + EXIT_CODES
+        ),
+        formatter_class=_Formatter,
+    )
+    submit_arguments(submitting)
+    submitting.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="items in progress at once: created, not yet settled (default 64)",
+    )
+    submitting.add_argument(
+        "--requests-per-minute",
+        type=positive_float,
+        metavar="R",
+        help="one cap on every request: creates, polls, lists, retries (default none)",
+    )
+    submitting.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="each task's deadline from when it is watched (default 21600 = 6 h)",
+    )
+    submitting.add_argument(
+        "--poll-interval",
+        type=positive_float,
+        metavar="SECONDS",
+        help="first delay between two checks of a task (default 2)",
+    )
+    submitting.add_argument(
+        "--max-poll-interval",
+        type=positive_float,
+        metavar="SECONDS",
+        help="the cap the delay grows to (default 30)",
+    )
+    submitting.add_argument(
+        "--reconcile-delay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait this long after an unanswered create before a task list may prove it "
+        "never reached the API (default 30)",
+    )
+    submitting.add_argument(
+        "--retry-unconfirmed",
+        action="store_true",
+        help="reconcile unconfirmed items again; create those proven absent",
+    )
+    _progress_options(submitting, 5.0)
+    _connection_options(submitting, top=False)
+    _command(submitting, "_submit:submit")
+
+    # --- export --------------------------------------------------------------------------
+    exporting = commands.add_parser(
+        "export",
+        help="write a results file's embeddings for a vector store (Parquet, or .npy)",
+        description=_paragraphs(
+            "One row per embedding segment of every ready embed task in RESULTS: "
+            "custom_id, task_id, segment, option, scope, start, end, vector. Written to "
+            "PREFIX.parquet when pyarrow is installed, else PREFIX.npy (float32 matrix) and "
+            "PREFIX.jsonl (the other columns; line i describes row i)."
+        ),
+        formatter_class=_Formatter,
+    )
+    exporting.add_argument("results", metavar="RESULTS", help="a results file (submit, watch)")
+    exporting.add_argument("--out", required=True, metavar="PREFIX", help="output path prefix")
+    exporting.add_argument(
+        "--format",
+        choices=("auto", "parquet", "npy"),
+        default="auto",
+        help="auto: parquet if pyarrow is installed, else npy",
+    )
+    _command(exporting, "_export:export")
 
     # --- fake-server ---------------------------------------------------------------------
     faking = commands.add_parser(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, Final, NoReturn
@@ -38,6 +39,7 @@ __all__ = [
     "kind_arg",
     "make_client",
     "outcome_record",
+    "printable",
     "resource_for",
 ]
 
@@ -66,6 +68,18 @@ CLI_NAMES: Final[dict[TaskKind, str]] = {kind: name for name, kind in KIND_NAMES
 
 _encoder = msgspec.json.Encoder()
 logger = logging.getLogger("twelvelabs_async")
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls, DEL, line/paragraph separators and bidirectional overrides: bytes a
+server-controlled string could use to move the cursor, rewrite the screen or reorder text."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character becomes a ``\\uXXXX``
+    escape (the JSON spelling, so a JSON line stays valid JSON with the same meaning)."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class CliError(Exception):
@@ -148,14 +162,17 @@ def error_exit_code(error: BaseException) -> int:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line for stderr (never holds the API key: errors describe requests by path)."""
+    """One line for stderr (never holds the API key: errors describe requests by path; the
+    server's own message is escaped, see :func:`printable`)."""
     if isinstance(error, APIConnectionError):
-        return f"cannot reach the API: {error}"
+        return printable(f"cannot reach the API: {error}")
     if isinstance(error, (AuthenticationError, PermissionDeniedError)):
-        return f"the API refused the key: {error}"
-    if isinstance(error, (APIError, TwelveLabsError, CliError)):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+        return printable(f"the API refused the key: {error}")
+    if isinstance(error, CliError):  # our own message: its line breaks are meant
+        return "\n".join(printable(line) for line in str(error).split("\n"))
+    if isinstance(error, (APIError, TwelveLabsError)):
+        return printable(str(error))
+    return printable(f"{type(error).__name__}: {error}")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -216,5 +233,6 @@ def stderr_line(text: str) -> None:
 
 
 def format_counts(counts: Sequence[tuple[str, int]]) -> str:
-    """``"ready 12 · failed 1"`` (zero counts left out)."""
-    return " · ".join(f"{name} {count:,}" for name, count in counts if count)
+    """``"ready 12 · failed 1"`` (zero counts left out; a status is the server's string, so
+    it is escaped)."""
+    return " · ".join(f"{printable(name)} {count:,}" for name, count in counts if count)

@@ -21,9 +21,10 @@ _CHUNK = 1 << 16
 
 
 class _Recorded(msgspec.Struct):
-    task_id: str
+    task_id: str | None = None
     kind: str | None = None
     status: str | None = None
+    custom_id: str | None = None  # submit's lines (whose task_id may be null)
 
 
 _decode_recorded = msgspec.json.Decoder(_Recorded).decode
@@ -41,7 +42,12 @@ class ResultsFile:
         self.path = Path(path)
         self.fresh = fresh
         self.recorded: dict[tuple[str | None, str], str | None] = {}
-        """``(kind, task_id) -> status`` of every line found on opening."""
+        """``(kind, task_id) -> status`` of every line found on opening (the last line of a
+        task wins: a rerun appends a new line for a task it watched again)."""
+        self.custom_ids: dict[str, str | None] = {}
+        """``custom_id -> status`` of every ``submit`` line found on opening."""
+        self.repaired = False
+        """Whether a complete last line lacking its newline was given one on opening."""
         self.dropped_partial = 0
         """Bytes of a partial last line cut off on opening (a crash mid-write)."""
         self.unreadable = 0
@@ -83,8 +89,13 @@ class ResultsFile:
                 size = os.fstat(fd).st_size
                 complete = _complete_size(fd, size)
                 if complete < size:
-                    os.ftruncate(fd, complete)
-                    self.dropped_partial = size - complete
+                    if _is_record(os.pread(fd, size - complete, complete)):
+                        # A whole record whose newline was never written: keep it.
+                        os.write(fd, b"\n")
+                        self.repaired = True
+                    else:
+                        os.ftruncate(fd, complete)
+                        self.dropped_partial = size - complete
                 self._scan()
         except BaseException:
             os.close(fd)
@@ -101,7 +112,10 @@ class ResultsFile:
                 except msgspec.DecodeError:
                     self.unreadable += 1
                     continue
-                self.recorded[(item.kind, item.task_id)] = item.status
+                if item.task_id is not None:
+                    self.recorded[(item.kind, item.task_id)] = item.status
+                if item.custom_id is not None:
+                    self.custom_ids[item.custom_id] = item.status
 
     def has(self, kind: str, task_id: str) -> bool:
         """Whether a line for this task was found on opening."""
@@ -144,6 +158,18 @@ def _lock(fd: int, path: Path) -> None:
         ) from None
     except OSError:  # pragma: no cover - a file system without locks: go on unlocked
         return
+
+
+def _is_record(tail: bytes) -> bool:
+    """Whether ``tail`` (a last line without its newline) is one whole result record. Lines
+    are written whole by one ``write``, so a cut one is never a complete JSON object."""
+    if len(tail) > 256 * 1024 * 1024:  # pragma: no cover - not worth decoding
+        return False
+    try:
+        item = _decode_recorded(tail)
+    except msgspec.DecodeError:
+        return False
+    return item.task_id is not None or item.custom_id is not None
 
 
 def _complete_size(fd: int, size: int) -> int:

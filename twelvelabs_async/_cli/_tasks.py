@@ -17,6 +17,7 @@ from ._common import (
     fail,
     make_client,
     plural,
+    printable,
     resource_for,
     stderr_line,
     write_line,
@@ -70,8 +71,9 @@ def _cells(kind: str, item: Any) -> list[str]:
 
 
 def _row(columns: list[tuple[str, int]], cells: list[str]) -> str:
+    # Every cell is the server's string: escaped, so that none can drive the terminal.
     parts = [
-        cell.ljust(width) if width else cell
+        printable(cell).ljust(width) if width else printable(cell)
         for (_, width), cell in zip(columns, cells, strict=True)
     ]
     return "  ".join(parts).rstrip()

@@ -24,6 +24,7 @@ from ._common import (
     make_client,
     outcome_record,
     plural,
+    printable,
     resource_for,
     stderr_line,
     unique,
@@ -41,6 +42,8 @@ UNFINISHED: dict[TaskKind, tuple[str, ...]] = {
 """What ``--status unfinished`` lists, per kind."""
 
 _ID_FIELDS = ("task_id", "_id", "id")
+RECHECKED = frozenset({"timed_out", "not_found"})
+"""Recorded outcomes that are not the task's own final status: a rerun watches them again."""
 
 
 def parse_id_lines(lines: Iterable[str], source: str) -> list[str]:
@@ -128,7 +131,7 @@ class _Sink:
         if self.results is not None:
             self.results.append(line)
         elif self.display.live and self.stdout.isatty():
-            self.display.log(line.decode().rstrip("\n"))
+            self.display.log(printable(line.decode().rstrip("\n")))
         else:
             self.stdout.write(line.decode())
             self.stdout.flush()
@@ -174,11 +177,16 @@ async def _watch(
     counts: Counter[str] = Counter()
     todo: list[str] = []
     for task_id in ids:
-        if results is not None and results.has(kind, task_id):
-            counts[results.status_of(kind, task_id) or "unknown"] += 1
+        status = results.status_of(kind, task_id) if results is not None else None
+        if results is not None and results.has(kind, task_id) and status not in RECHECKED:
+            counts[status or "unknown"] += 1
         else:
+            # Never recorded, or recorded with the poller's own verdict (timed out, not
+            # found): watch it (again); the new line is appended and wins on the next run.
             todo.append(task_id)
     skipped = len(ids) - len(todo)
+    if results is not None and results.repaired:
+        stderr_line(f"note: added the missing newline after the last line of {results.path}")
     name = CLI_NAMES[kind]
     if results is not None and results.dropped_partial:
         stderr_line(
