@@ -7,14 +7,16 @@ body bytes of a successful response so that the layer above decodes each body ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import io
 import ipaddress
 import logging
 import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -48,7 +50,15 @@ if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
     from yarl import URL
 
-__all__ = ["EventHooks", "RequestOptions", "Response", "ResponseEvent", "Transport"]
+__all__ = [
+    "EventHooks",
+    "FormFile",
+    "RequestOptions",
+    "Response",
+    "ResponseEvent",
+    "StreamedBody",
+    "Transport",
+]
 
 logger = logging.getLogger("twelvelabs_async")
 
@@ -57,7 +67,19 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _ERROR_BODY_LIMIT = 64 * 1024
 _json_encode = msgspec.json.Encoder().encode
 
-FormValue = str | bytes | os.PathLike[str] | IO[bytes]
+
+@dataclass(frozen=True, slots=True)
+class FormFile:
+    """A file part of a form with its own file name: bytes, a path (opened for each attempt), a
+    binary file object (rewound for each attempt) or an async byte stream (sent once: a call
+    that carries one must not be retried after sending)."""
+
+    source: bytes | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes]
+    filename: str
+    content_type: str = "application/octet-stream"
+
+
+FormValue = str | bytes | os.PathLike[str] | IO[bytes] | FormFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +126,7 @@ class EventHooks:
 class Response:
     """A successful response: status, headers and the raw body, read in full."""
 
-    __slots__ = ("body", "headers", "method", "path", "retries", "status")
+    __slots__ = ("body", "headers", "method", "path", "raw", "retries", "status")
 
     def __init__(
         self,
@@ -114,6 +136,7 @@ class Response:
         headers: CIMultiDictProxy[str],
         body: bytes,
         retries: int,
+        raw: aiohttp.ClientResponse | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -121,9 +144,65 @@ class Response:
         self.headers = headers
         self.body = body
         self.retries = retries
+        self.raw = raw
+        """The open response of a streamed call (see :meth:`Transport.stream`), else ``None``."""
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.method} {self.path} ({len(self.body)} bytes)>"
+
+
+class StreamedBody:
+    """The body of a streamed response, read as it arrives (see :meth:`Transport.stream`)."""
+
+    __slots__ = ("_limit", "_raw", "method", "path")
+
+    def __init__(self, raw: aiohttp.ClientResponse, method: str, path: str, limit: int) -> None:
+        self._raw = raw
+        self.method = method
+        self.path = path
+        self._limit = limit
+
+    def __repr__(self) -> str:
+        return f"<StreamedBody {self.method} {self.path}>"
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Each non-blank line (``\\n`` or ``\\r\\n`` endings) as soon as it is complete. Only one
+        line is held at a time; a line longer than ``max_response_size`` raises
+        :class:`ResponseTooLargeError`."""
+        import aiohttp
+
+        buffer = bytearray()
+        try:
+            async for chunk in self._raw.content.iter_any():
+                buffer += chunk
+                start = 0
+                while (end := buffer.find(b"\n", start)) >= 0:
+                    line = bytes(buffer[start:end]).rstrip(b"\r")
+                    start = end + 1
+                    if line.strip():
+                        yield line
+                del buffer[:start]
+                if len(buffer) > self._limit:
+                    raise ResponseTooLargeError(
+                        f"A line of more than max_response_size={self._limit} bytes",
+                        status_code=self._raw.status,
+                        method=self.method,
+                        path=self.path,
+                        retries=0,
+                    )
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise APIConnectionError(
+                f"Connection error while streaming ({type(exc).__name__})",
+                method=self.method,
+                path=self.path,
+                retries=0,
+            ) from exc
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise APITimeoutError(
+                "Request timed out while streaming", method=self.method, path=self.path, retries=0
+            ) from exc
+        if buffer.strip():
+            yield bytes(buffer).rstrip(b"\r")
 
 
 class AttemptTimeoutError(TimeoutError):
@@ -144,6 +223,7 @@ class _Call:
 
     __slots__ = (
         "attempt",
+        "content_type",
         "failure",
         "form",
         "gate",
@@ -154,6 +234,7 @@ class _Call:
         "method",
         "params",
         "path",
+        "stream",
         "timeout",
         "url",
     )
@@ -171,6 +252,8 @@ class _Call:
         max_retries: int,
         idempotent: bool,
         gate: Callable[[int], Awaitable[None]] | None,
+        content_type: str | None = "application/json",
+        stream: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -183,6 +266,8 @@ class _Call:
         self.max_retries = max_retries
         self.idempotent = idempotent
         self.gate = gate
+        self.content_type = content_type
+        self.stream = stream
         self.attempt = 0
         self.failure: _Retry | None = None
 
@@ -458,17 +543,43 @@ class Transport:
         ``idempotency_key`` (or for GET/DELETE) the request counts as idempotent and is retried
         on every transient failure; other POSTs only on 429 or when nothing was sent.
         """
-        opts = options or _NO_OPTIONS
+        call = self._call(
+            method,
+            path,
+            params=params,
+            json=json,
+            form=form,
+            headers=headers,
+            options=options,
+            idempotency_key=idempotency_key,
+        )
+        return await self._send(call)
+
+    def _max_retries(self, opts: RequestOptions) -> int:
         max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
         forced = testing_max_retries()
-        if forced is not None:
-            max_retries = forced
+        return max_retries if forced is None else forced
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
+        json: Any = None,
+        form: list[tuple[str, FormValue]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        options: RequestOptions | None = None,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+    ) -> _Call:
+        opts = options or _NO_OPTIONS
         call_headers = self._headers
         if headers or idempotency_key:
             call_headers = {**self._headers, **(headers or {})}
             if idempotency_key:
                 call_headers["Idempotency-Key"] = idempotency_key
-        call = _Call(
+        return _Call(
             method,
             path,
             self.url_for(path),
@@ -477,10 +588,14 @@ class Transport:
             form,
             call_headers,
             opts.timeout or self.timeout,
-            max_retries,
+            self._max_retries(opts),
             method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT") or idempotency_key is not None,
             opts.gate,
+            stream=stream,
         )
+
+    async def _send(self, call: _Call) -> Response:
+        """Run ``call`` to its end: the first try here, the retries under ``backoff``."""
         # The first try runs outside backoff, whose bookkeeping would cost every request; on a
         # retryable failure backoff takes over as if it had made that first try itself.
         try:
@@ -489,6 +604,68 @@ class Transport:
             call.failure = failure
         response: Response = await self._retrying(call)
         return response
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
+        options: RequestOptions | None = None,
+    ) -> AsyncIterator[StreamedBody]:
+        """Open a response whose body is read piece by piece (``async with``).
+
+        Opening is retried like :meth:`request`; once the status line and headers have
+        arrived, the body belongs to the caller and is not retried (a connection lost midway
+        raises :class:`APIConnectionError` from the iterator)."""
+        call = self._call(method, path, params=params, options=options, stream=True)
+        response = await self._send(call)
+        raw = response.raw
+        assert raw is not None
+        try:
+            yield StreamedBody(raw, call.method, call.path, self.max_response_size)
+        finally:
+            raw.release()
+
+    async def request_external(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str] | None = None,
+        options: RequestOptions | None = None,
+    ) -> Response:
+        """Send ``content`` to an absolute URL outside the API (a presigned storage URL).
+
+        The API key is never sent there (the URL carries its own signature), and only the
+        URL's path, never its query string (the signature), appears in errors and logs."""
+        from yarl import URL
+
+        target = URL(url, encoded=True)
+        if target.scheme not in ("http", "https") or not target.host:
+            raise ValueError("the upload URL must be an absolute http(s) URL")
+        call_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        content_type = None
+        if not any(name.lower() == "content-type" for name in call_headers):
+            content_type = "application/octet-stream"
+        opts = options or _NO_OPTIONS
+        call = _Call(
+            method,
+            target.raw_path,
+            target,
+            None,
+            content,
+            None,
+            call_headers,
+            opts.timeout or self.timeout,
+            self._max_retries(opts),
+            True,  # the same bytes to the same place: safe to repeat
+            opts.gate,
+            content_type,
+        )
+        return await self._send(call)
 
     async def _retry(self, call: _Call) -> Response:
         """backoff's target: re-raise the failure of the try made before backoff took over
@@ -535,27 +712,37 @@ class Transport:
         opened: list[IO[bytes]] = []
         clock: AttemptClock | None = None
         try:
-            if call.json_body is not None:
-                headers = {**headers, "Content-Type": "application/json"}
+            if call.json_body is not None and call.content_type is not None:
+                headers = {**headers, "Content-Type": call.content_type}
             elif call.form is not None:
                 data, opened = _build_form(call.form)
             has_body = data is not None
             timeout = call.timeout
             if self._deadlines is not None:
                 clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
-            async with session.request(
+            # Awaited rather than entered, so that a streamed body can outlive this attempt.
+            resp = await session.request(
                 call.method,
                 call.url,
                 params=call.params,
                 data=data,
                 headers=headers,
-                timeout=self._client_timeout(timeout, has_body),
+                # A stream keeps aiohttp's read limit: every chunk must arrive in time.
+                timeout=self._client_timeout(timeout, has_body or call.stream),
                 allow_redirects=False,
-            ) as resp:
+            )
+            handed_over = False
+            try:
                 if clock is not None:
                     clock.progress()
                 status = resp.status
                 if 200 <= status < 300:
+                    if call.stream:
+                        handed_over = True
+                        self._notify(call, status, resp.headers, started, None)
+                        return Response(
+                            call.method, call.path, status, resp.headers, b"", call.attempt, resp
+                        )
                     body = await self._read_body(resp, call, clock)
                     self._notify(call, status, resp.headers, started, None)
                     return Response(
@@ -564,6 +751,9 @@ class Transport:
                 body = await _read_error_body(resp)
                 self._notify(call, status, resp.headers, started, None)
                 raise self._status_error(call, status, resp.headers, body)
+            finally:
+                if not handed_over:
+                    resp.release()
         except asyncio.CancelledError:
             reason = clock.timed_out() if clock is not None else None
             if reason is None:
@@ -731,7 +921,15 @@ def _add_form_fields(
     form: aiohttp.FormData, fields: list[tuple[str, FormValue]], opened: list[IO[bytes]]
 ) -> None:
     for name, value in fields:
-        if isinstance(value, str):
+        if isinstance(value, FormFile):
+            source = value.source
+            if isinstance(source, os.PathLike):
+                source = open(os.fspath(source), "rb")  # noqa: SIM115  (closed after the attempt)
+                opened.append(source)
+            elif isinstance(source, io.IOBase) and source.seekable():
+                source.seek(0)
+            form.add_field(name, source, filename=value.filename, content_type=value.content_type)
+        elif isinstance(value, str):
             form.add_field(name, value)
         elif isinstance(value, bytes):
             form.add_field(name, value, filename=name, content_type="application/octet-stream")

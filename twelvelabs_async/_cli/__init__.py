@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .._fake_args import add_fake_server_arguments
 from .._version import __version__
 from ._common import (
     EXIT_BROKEN_PIPE,
@@ -355,42 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids-out ids.txt",
         formatter_class=_Formatter,
     )
-    faking.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free one)")
-    faking.add_argument("--api-key", default=None, help="accept only this key (default: any)")
-    faking.add_argument("--seed-tasks", type=int, default=0, metavar="N", help="tasks to create")
-    faking.add_argument(
-        "--kind",
-        type=kind_arg,
-        default="embed_v2",
-        metavar=KINDS_METAVAR,
-        help="kind of the seeded tasks (default embed-v2)",
-    )
-    faking.add_argument("--ids-out", metavar="FILE", help="write the seeded task ids here")
-    faking.add_argument(
-        "--finish-after-polls",
-        type=int,
-        metavar="N",
-        help="reads until a task is final (default 2, unless --finish-after-seconds)",
-    )
-    faking.add_argument(
-        "--finish-after-seconds",
-        type=float,
-        metavar="SECONDS",
-        help="seconds from creation until a task is final",
-    )
-    faking.add_argument(
-        "--rate-limit-per-minute",
-        type=positive_int,
-        default=600,
-        metavar="N",
-        help="the X-Ratelimit-Limit it reports (default 600)",
-    )
-    faking.add_argument(
-        "--webhook-url",
-        metavar="URL",
-        help="POST signed analyze.task.* webhooks here when analysis tasks finish",
-    )
-    faking.add_argument("--webhook-secret", metavar="SECRET", help="webhook signing secret")
+    add_fake_server_arguments(faking)  # shared with `python -m twelvelabs_async.testing`
     _command(faking, "_fake:fake_server")
 
     # --- demo ----------------------------------------------------------------------------
