@@ -22,6 +22,7 @@ from ._exceptions import (
     ClientClosedError,
     ConflictError,
     InternalServerError,
+    InvalidFileError,
     MissingAPIKeyError,
     NotFoundError,
     PermissionDeniedError,
@@ -33,6 +34,7 @@ from ._exceptions import (
     TaskTimeoutError,
     TwelveLabsError,
     UnprocessableEntityError,
+    UploadError,
     WebhookError,
     WebhookPayloadError,
     WebhookSignatureError,
@@ -42,10 +44,20 @@ from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, ResponseEvent
-from ._types import ANALYZE_FINAL_STATUSES, EMBED_FINAL_STATUSES, TaskKind, TaskStatus
+from ._types import (
+    ANALYZE_FINAL_STATUSES,
+    EMBED_FINAL_STATUSES,
+    TaskKind,
+    TaskStatus,
+    WatchKind,
+)
 from ._version import __version__
 from .types import (
+    AnalyzeBatch,
+    AnalyzeBatchCreated,
     AnalyzeTask,
+    Asset,
+    BatchResultItem,
     EmbeddingTask,
     EmbedV1Task,
     EmbedV1TaskStatus,
@@ -70,12 +82,16 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AnalyzeBatch",
+    "AnalyzeBatchCreated",
     "AnalyzeTask",
     "AnalyzeTaskEvent",
+    "Asset",
     "AsyncPaginator",
     "AsyncTwelveLabs",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResultItem",
     "BulkItem",
     "BulkJob",
     "BulkResult",
@@ -89,6 +105,7 @@ __all__ = [
     "Float32Vector",
     "IndexTaskEvent",
     "InternalServerError",
+    "InvalidFileError",
     "MediaEmbeddingTask",
     "MissingAPIKeyError",
     "NotFoundError",
@@ -114,6 +131,8 @@ __all__ = [
     "TwelveLabsError",
     "UnknownWebhookEvent",
     "UnprocessableEntityError",
+    "UploadError",
+    "WatchKind",
     "WebhookDeduplicator",
     "WebhookError",
     "WebhookEvent",

@@ -20,7 +20,7 @@ from ._poller import Outcome, Poller, StatusChange
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, Transport
 from ._types import TaskKind
-from .resources import Analyze, Embed, TaskResource
+from .resources import Analyze, Assets, Embed, MultipartUpload, TaskResource
 from .resources._base import DEFAULT_TASK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -80,9 +80,14 @@ class AsyncTwelveLabs:
         self.embed = Embed(self._transport)
         """Embedding tasks: ``embed.v2.tasks`` and ``embed.v1.tasks`` (alias ``embed.tasks``)."""
         self.analyze = Analyze(self._transport)
-        """Analysis tasks: ``analyze.tasks``."""
+        """Analysis tasks and batches: ``analyze.tasks``, ``analyze.batches``."""
         self.analyze_async = self.analyze
         """The official SDK's name for ``analyze``."""
+        self.assets = Assets(self._transport)
+        """Assets: uploaded media files (``create``, ``retrieve``, ``list``, ``delete``,
+        ``wait``)."""
+        self.multipart_upload = MultipartUpload(self._transport, self.assets)
+        """Multipart uploads of large local files (``upload_file`` and the low-level calls)."""
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"

@@ -234,6 +234,7 @@ class _Call:
         "method",
         "params",
         "path",
+        "sliced",
         "stream",
         "timeout",
         "url",
@@ -254,6 +255,7 @@ class _Call:
         gate: Callable[[int], Awaitable[None]] | None,
         content_type: str | None = "application/json",
         stream: bool = False,
+        sliced: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -268,6 +270,7 @@ class _Call:
         self.gate = gate
         self.content_type = content_type
         self.stream = stream
+        self.sliced = sliced
         self.attempt = 0
         self.failure: _Retry | None = None
 
@@ -664,6 +667,7 @@ class Transport:
             True,  # the same bytes to the same place: safe to repeat
             opts.gate,
             content_type,
+            sliced=True,
         )
         return await self._send(call)
 
@@ -714,6 +718,11 @@ class Transport:
         try:
             if call.json_body is not None and call.content_type is not None:
                 headers = {**headers, "Content-Type": call.content_type}
+            if call.sliced and call.json_body is not None:
+                # Written slice by slice, each awaited: the socket sets the pace, and no
+                # second copy of a large body waits in the transport's buffer.
+                data = _slices(call.json_body)
+                headers = {**headers, "Content-Length": str(len(call.json_body))}
             elif call.form is not None:
                 data, opened = _build_form(call.form)
             has_body = data is not None
@@ -880,6 +889,16 @@ class Transport:
             )
             for hook in hooks:
                 hook(event)
+
+
+_SLICE = 256 * 1024
+
+
+async def _slices(body: bytes) -> AsyncIterator[memoryview]:
+    """``body`` in slices that share its memory (one generator per attempt)."""
+    view = memoryview(body)
+    for start in range(0, len(view), _SLICE):
+        yield view[start : start + _SLICE]
 
 
 async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:

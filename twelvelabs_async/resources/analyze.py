@@ -20,6 +20,7 @@ from ..types.analyze import (
     VideoContext,
 )
 from ._base import TaskResource, build_options
+from .batches import AnalyzeBatches
 
 __all__ = ["Analyze", "AnalyzeTasks"]
 
@@ -161,10 +162,11 @@ class AnalyzeTasks(TaskResource[AnalyzeTask, AnalyzeTask, AnalyzeTask]):
 
 
 class Analyze:
-    """``client.analyze``: the analysis API namespace (``.tasks``)."""
+    """``client.analyze``: the analysis API namespace (``.tasks``, ``.batches``)."""
 
     def __init__(self, transport: Transport) -> None:
         self.tasks = AnalyzeTasks(transport)
+        self.batches = AnalyzeBatches(transport)
 
     def __repr__(self) -> str:
-        return "<Analyze tasks>"
+        return "<Analyze tasks batches>"
