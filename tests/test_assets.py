@@ -50,10 +50,13 @@ async def test_url_asset_is_created_listed_waited_ready_and_deleted(
     fake: FakeTwelveLabs, client: AsyncTwelveLabs
 ) -> None:
     asset = await client.assets.create(method="url", url="https://example.com/v/clip.mp4")
-    assert asset.status == "processing" and asset.id is not None
-    assert asset.method == "url" and asset.filename == "clip.mp4"
+    assert asset.status == "processing"
+    assert asset.id is not None
+    assert asset.method == "url"
+    assert asset.filename == "clip.mp4"
     ready = await client.assets.wait(asset.id, poll_interval=0.01)
-    assert ready.status == "ready" and ready.size is not None
+    assert ready.status == "ready"
+    assert ready.size is not None
     listed = [a.id async for a in client.assets.list(asset_ids=[asset.id, "other"])]
     assert listed == [asset.id]
     assert "asset_ids=" + asset.id in fake.request_log[-1].path
@@ -86,7 +89,8 @@ async def test_direct_upload_takes_a_path_bytes_a_file_object_and_an_async_strea
         assert asset.id is not None
         rec = fake.assets.assets[asset.id]
         assert (rec.size, rec.sha256) == (len(data), digest), label
-        assert rec.filename == f"{label}.mp4" and rec.user_metadata == {"n": 1}
+        assert rec.filename == f"{label}.mp4"
+        assert rec.user_metadata == {"n": 1}
 
 
 async def test_a_retried_direct_upload_sends_the_whole_file_again(
@@ -110,10 +114,12 @@ async def test_an_asset_that_fails_processing_ends_failed(
     asset = await client.assets.create(method="direct", file=tmp_path / "bad.mp4")
     assert asset.id is not None
     done = await client.assets.wait(asset.id, poll_interval=0.01)
-    assert done.status == "failed" and done.error_message
+    assert done.status == "failed"
+    assert done.error_message
     with pytest.raises(TaskFailedError) as caught:
         await client.assets.wait(asset.id, poll_interval=0.01, raise_on_failure=True)
-    assert caught.value.kind == "asset" and caught.value.status == "failed"
+    assert caught.value.kind == "asset"
+    assert caught.value.status == "failed"
 
 
 async def test_bad_input_is_refused_before_any_request(
@@ -145,7 +151,7 @@ async def test_bad_input_is_refused_before_any_request(
 # --- multipart uploads ----------------------------------------------------------------------
 
 
-async def test_every_byte_of_a_25_mb_multipart_upload_arrives_in_order_one_failed_part_retried_alone(
+async def test_every_byte_of_a_25_mb_upload_arrives_in_order_one_failed_part_retried_alone(
     fake: FakeTwelveLabs, client: AsyncTwelveLabs, tmp_path: Path
 ) -> None:
     source = tmp_path / "big.mp4"
@@ -162,7 +168,8 @@ async def test_every_byte_of_a_25_mb_multipart_upload_arrives_in_order_one_faile
         on_session=sessions.append,
         poll_interval=0.01,
     )
-    assert asset.status == "ready" and asset.method == "multipart"
+    assert asset.status == "ready"
+    assert asset.method == "multipart"
     (upload_id,) = sessions
     assert hashlib.sha256(fake.assets.assembled(upload_id)).digest() == (
         hashlib.sha256(data).digest()
@@ -211,7 +218,8 @@ async def test_a_cancelled_upload_resumes_without_resending_completed_parts(
         progress_callback=lambda sent, total: progress.append(sent),
         poll_interval=0.01,
     )
-    assert asset.status == "ready" and asset.id == session.asset_id
+    assert asset.status == "ready"
+    assert asset.id == session.asset_id
     for index in kept:
         assert part_puts(fake, upload_id)[index] == before[index] == 1
     assert fake.assets.assembled(upload_id) == data
@@ -230,7 +238,8 @@ async def test_a_refused_part_url_is_replaced_and_a_dead_part_fails_typed(
     fake.faults.push(PART_ROUTE, status=500, times=50)
     with pytest.raises(UploadError) as caught:
         await client.multipart_upload.upload_file(source, max_retries=1, max_workers=1)
-    assert caught.value.chunk_index == 1 and caught.value.upload_id
+    assert caught.value.chunk_index == 1
+    assert caught.value.upload_id
     assert "test-key" not in str(caught.value)
 
 
@@ -239,13 +248,15 @@ async def test_low_level_calls_use_the_sdk_names(
 ) -> None:
     fake.assets.chunk_size = 10
     session = await client.multipart_upload.create(filename="a.mp4", type="video", total_size=25)
-    assert session.upload_id and session.total_chunks == 3
+    assert session.upload_id
+    assert session.total_chunks == 3
     more = await client.multipart_upload.get_additional_presigned_urls(
         session.upload_id, start=2, count=2
     )
     assert [u.chunk_index for u in more.upload_urls or ()] == [2, 3]
     status = await client.multipart_upload.get_status(session.upload_id)
-    assert status.status == "active" and status.chunks_pending == 3
+    assert status.status == "active"
+    assert status.chunks_pending == 3
     chunks = [c.index async for c in client.multipart_upload.iter_chunks(session.upload_id)]
     assert chunks == [1, 2, 3]
     pending = [u.upload_id async for u in client.multipart_upload.list_incomplete_uploads()]

@@ -19,7 +19,7 @@ from ._config import (
 from ._poller import Outcome, Poller, StatusChange
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, Transport
-from ._types import TaskKind
+from ._types import WatchKind
 from .resources import Analyze, Assets, Embed, MultipartUpload, TaskResource
 from .resources._base import DEFAULT_TASK_TIMEOUT
 
@@ -123,11 +123,13 @@ class AsyncTwelveLabs:
         """Close the HTTP session (if the client created it). Safe to call twice."""
         await self._transport.aclose()
 
-    def _resources(self) -> dict[TaskKind, TaskResource[Any, Any, Any]]:
+    def _resources(self) -> dict[WatchKind, TaskResource[Any, Any, Any]]:
         return {
             "embed_v2": self.embed.v2.tasks,
             "embed_v1": self.embed.v1.tasks,
             "analyze": self.analyze.tasks,
+            "asset": self.assets,
+            "analyze_batch": self.analyze.batches,
         }
 
     def poller(

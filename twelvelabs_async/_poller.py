@@ -36,7 +36,7 @@ from ._polling import (
 )
 from ._ratelimit import RequestGate
 from ._transport import RequestOptions, ResponseEvent, Transport, parse_retry_hint
-from ._types import TaskKind, TaskStatus
+from ._types import TaskStatus, WatchKind
 from .resources._base import DEFAULT_TASK_TIMEOUT, TaskResource, poll_schedule
 
 __all__ = ["Outcome", "Poller", "PollerStats", "StatusChange"]
@@ -72,7 +72,7 @@ class Outcome:
     """
 
     task_id: str
-    kind: TaskKind
+    kind: WatchKind
     status: str
     task: Any = None
     error: BaseException | None = None
@@ -88,7 +88,7 @@ class StatusChange:
     """A status transition reported to ``on_change`` (``new`` may be a poller verdict)."""
 
     task_id: str
-    kind: TaskKind
+    kind: WatchKind
     old: str | None
     new: str
 
@@ -168,7 +168,7 @@ class _Group:
 
     def __init__(self, resource: TaskResource[Any, Any, Any]) -> None:
         self.resource = resource
-        self.kind: TaskKind = resource.kind
+        self.kind: WatchKind = resource.kind
         self.pending: dict[str, _Watch] = {}
         self.next_sweep = math.inf
         self.sweeping = False
@@ -202,7 +202,7 @@ class Poller:
     def __init__(
         self,
         transport: Transport,
-        resources: dict[TaskKind, TaskResource[Any, Any, Any]],
+        resources: dict[WatchKind, TaskResource[Any, Any, Any]],
         *,
         max_concurrency: int = 16,
         requests_per_minute: float | None = None,
@@ -228,8 +228,8 @@ class Poller:
         # A gate passed in is shared with other work (bulk creates) under one rate limit.
         self._gate = gate if gate is not None else RequestGate(requests_per_minute)
         self._options = RequestOptions(gate=self._gate, max_retries=max_retries)
-        self._groups: dict[TaskKind, _Group] = {}
-        self._watches: dict[tuple[TaskKind, str], _Watch] = {}
+        self._groups: dict[WatchKind, _Group] = {}
+        self._watches: dict[tuple[WatchKind, str], _Watch] = {}
         self._heap: list[_Due] = []
         self._deadlines: list[_Due] = []
         self._seq = itertools.count()
@@ -346,7 +346,7 @@ class Poller:
             self._wake()
         return added
 
-    def notify(self, task_id: str, kind: TaskKind | None = None) -> bool:
+    def notify(self, task_id: str, kind: WatchKind | None = None) -> bool:
         """Check ``task_id`` now (e.g. a webhook said it changed). Returns whether it is
         watched and still pending."""
         for group in self._groups.values():

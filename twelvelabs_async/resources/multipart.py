@@ -342,11 +342,6 @@ class MultipartUpload:
         return _Session(upload_id, status.asset_id, summary.chunk_size, total, {}, {}), done
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
-
-
 class _Run:
     """One run of :meth:`MultipartUpload.upload_file` over a session."""
 
@@ -371,6 +366,7 @@ class _Run:
         self.sent = sum(self.part_size(i) for i in done if 1 <= i <= session.total_chunks)
         self.unreported: list[CompletedChunk] = []
         self.report_lock = anyio.Lock()
+        self.failure: Exception | None = None
         self.url_lock = anyio.Lock()
 
     def part_size(self, index: int) -> int:
@@ -381,13 +377,12 @@ class _Run:
         if self.session.completed:
             return
         try:
-            try:
-                async with anyio.create_task_group() as tg:
-                    for _ in range(min(workers, len(self.todo)) or 1):
-                        tg.start_soon(self._worker, batch_size)
-            except BaseExceptionGroup as group:
-                # The first worker's error, as itself: callers catch UploadError, not a group.
-                raise _first_error(group) from None
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(workers, len(self.todo)) or 1):
+                    tg.start_soon(self._worker, batch_size, tg.cancel_scope)
+            if self.failure is not None:
+                # The first worker's error as itself (callers catch UploadError, not a group).
+                raise self.failure
             await self._flush()
         except BaseException:
             # Report what did arrive, so that a resume skips it; shielded and bounded, and
@@ -407,7 +402,15 @@ class _Run:
                 )
             self.session.asset_id = self.session.asset_id or status.asset_id
 
-    async def _worker(self, batch_size: int) -> None:
+    async def _worker(self, batch_size: int, scope: anyio.CancelScope) -> None:
+        try:
+            await self._work(batch_size)
+        except Exception as error:
+            if self.failure is None:
+                self.failure = error
+            scope.cancel()
+
+    async def _work(self, batch_size: int) -> None:
         while self.todo:
             index = self.todo.popleft()
             chunk = await self._send_part(index)
