@@ -84,7 +84,8 @@ async def test_a_canceled_batch_ends_canceled_and_only_a_final_batch_can_be_dele
     assert asked.status == "canceling"
     done = await client.analyze.batches.wait(created.batch_id, poll_interval=0.01)
     assert done.status == "canceled"
-    assert done.canceled_items and done.canceled_items > 0
+    assert done.canceled_items is not None
+    assert done.canceled_items > 0
     assert (done.ready_items or 0) + done.canceled_items == 6
     with pytest.raises(ConflictError):
         await client.analyze.batches.cancel(created.batch_id)
@@ -134,6 +135,11 @@ async def test_results_stream_line_by_line_before_the_body_ends() -> None:
     assert seen == [("t1", "a", "queued"), ("t2", None, "processing")]
 
 
+async def collect(client: AsyncTwelveLabs, into: list[str]) -> None:
+    async for line in client.analyze.batches.results("b1"):
+        into.append(line.task_id)
+
+
 async def test_a_bad_result_line_or_a_cut_stream_raises_typed_errors() -> None:
     mode = {"kind": "bad"}
 
@@ -154,16 +160,14 @@ async def test_a_bad_result_line_or_a_cut_stream_raises_typed_errors() -> None:
         serve_app(catch_all(handler)) as url,
         AsyncTwelveLabs(api_key="secret-key", base_url=url + "/v1.3") as client,
     ):
-        got = []
+        got: list[str] = []
         with pytest.raises(ResponseDecodeError) as bad:
-            async for line in client.analyze.batches.results("b1"):
-                got.append(line.task_id)
+            await collect(client, got)
         assert got == ["t1"]
         assert "task_id" in bad.value.body_excerpt
         mode["kind"] = "cut"
-        got = []
+        got.clear()
         with pytest.raises(APIConnectionError) as cut:
-            async for line in client.analyze.batches.results("b1"):
-                got.append(line.task_id)
+            await collect(client, got)
         assert got == ["t1"]
         assert "secret-key" not in str(cut.value)
