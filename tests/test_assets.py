@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from twelvelabs_async import (
     UploadError,
 )
 from twelvelabs_async.testing import FakeTwelveLabs
+
+from .helpers import cli
 
 pytestmark = pytest.mark.anyio
 
@@ -261,3 +264,21 @@ async def test_low_level_calls_use_the_sdk_names(
     assert chunks == [1, 2, 3]
     pending = [u.upload_id async for u in client.multipart_upload.list_incomplete_uploads()]
     assert pending == [session.upload_id]
+
+
+async def test_the_assets_upload_command_shows_progress_and_prints_the_ready_asset(
+    fake: FakeTwelveLabs, tmp_path: Path
+) -> None:
+    fake.assets.chunk_size = 1 * MiB
+    source = tmp_path / "cli.mp4"
+    data = write_random(source, 3 * MiB + 5)
+    run = await cli(fake, "assets", "upload", str(source), "--multipart", "--concurrency", "2")
+    assert run.code == 0, run.stderr
+    asset = json.loads(run.stdout)
+    assert asset["status"] == "ready"
+    assert asset["size"] == len(data)
+    assert "--resume" in run.stderr
+    assert "100%" in run.stderr
+    missing = await cli(fake, "assets", "upload", str(tmp_path / "nope.mp4"))
+    assert missing.code == 2
+    assert "No such file" in missing.stderr

@@ -171,3 +171,28 @@ async def test_a_bad_result_line_or_a_cut_stream_raises_typed_errors() -> None:
             await collect(client, got)
         assert got == ["t1"]
         assert "secret-key" not in str(cut.value)
+
+
+async def test_the_poller_watches_assets_and_batches_with_their_own_kinds(
+    fake: FakeTwelveLabs, client: AsyncTwelveLabs
+) -> None:
+    assets = [fake.add_asset(status="processing") for _ in range(3)]
+    fake.assets.assets[assets[0]].final_status = "failed"
+    ready = fake.add_asset()
+    batch = await client.analyze.batches.create(
+        analysis_mode="time_based_metadata",
+        requests=[{"video": {"type": "asset_id", "asset_id": ready}, "custom_id": "x"}],
+    )
+    outcomes = {}
+    async with client.poller(poll_interval=0.01, max_poll_interval=0.05) as poller:
+        poller.add(client.assets, assets)
+        poller.add(client.analyze.batches, [batch.batch_id])
+        with anyio.fail_after(20):
+            async for outcome in poller.as_completed():
+                outcomes[outcome.task_id] = (outcome.kind, outcome.status)
+    assert outcomes == {
+        assets[0]: ("asset", "failed"),
+        assets[1]: ("asset", "ready"),
+        assets[2]: ("asset", "ready"),
+        batch.batch_id: ("analyze_batch", "completed"),
+    }

@@ -177,6 +177,50 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_options(getting, top=False)
     _command(getting, "_tasks:tasks_get")
 
+    # --- assets --------------------------------------------------------------------------
+    assets = commands.add_parser(
+        "assets", help="upload local files as assets", description="Upload assets."
+    )
+    asset_actions = assets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    uploading = asset_actions.add_parser(
+        "upload",
+        help="upload a local file, with a progress bar, and wait until the asset is ready",
+        description=_paragraphs(
+            "Upload PATH as an asset: directly up to 200 MB, in parts (multipart) above that "
+            "or with --multipart. Progress goes to stderr (the upload id first, to --resume "
+            "an interrupted upload without sending its finished parts again); the final "
+            "asset is printed as JSON. Exit 1 if the asset failed processing."
+        ),
+        epilog="example: twelvelabs-async assets upload movie.mp4 --concurrency 8",
+        formatter_class=_Formatter,
+    )
+    uploading.add_argument("path", metavar="PATH", help="the local file")
+    uploading.add_argument(
+        "--type", default="video", choices=("video", "audio", "image"), help="media type"
+    )
+    uploading.add_argument("--multipart", action="store_true", help="upload in parts")
+    uploading.add_argument("--resume", metavar="UPLOAD_ID", help="resume this upload")
+    uploading.add_argument(
+        "--concurrency", type=positive_int, default=5, metavar="N", help="parts in flight"
+    )
+    uploading.add_argument("--no-wait", action="store_true", help="do not wait for ready")
+    uploading.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="how long to wait for the asset to be ready",
+    )
+    uploading.add_argument(
+        "--progress-interval",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal",
+    )
+    _connection_options(uploading, top=False)
+    _command(uploading, "_assets:assets_upload")
+
     # --- watch ---------------------------------------------------------------------------
     watching = commands.add_parser(
         "watch",
