@@ -246,7 +246,7 @@ class _Call:
         path: str,
         url: URL,
         params: Any,
-        json_body: bytes | None,
+        json_body: bytes | memoryview | None,
         form: list[tuple[str, FormValue]] | None,
         headers: dict[str, str],
         timeout: Timeout,
@@ -636,7 +636,7 @@ class Transport:
         method: str,
         url: str,
         *,
-        content: bytes,
+        content: bytes | memoryview,
         headers: Mapping[str, str] | None = None,
         options: RequestOptions | None = None,
     ) -> Response:
@@ -894,7 +894,7 @@ class Transport:
 _SLICE = 256 * 1024
 
 
-async def _slices(body: bytes) -> AsyncIterator[memoryview]:
+async def _slices(body: bytes | memoryview) -> AsyncIterator[memoryview]:
     """``body`` in slices that share its memory (one generator per attempt)."""
     view = memoryview(body)
     for start in range(0, len(view), _SLICE):
