@@ -286,6 +286,10 @@ class TaskHandlers:
             analysis_mode=q.get("analysis_mode") or None,
             url_of=task_video_url,
         )
+        video_id = q.get("video_id")
+        if video_id:  # deprecated, still documented: the index video the task analysed
+            source = self.payloads.analyze_video_source
+            rows = [r for r in rows if (source(r) or {}).get("video_id") == video_id]
         total = len(rows)
         start = (page - 1) * limit
         build = self.payloads.analyze_dict
@@ -382,6 +386,8 @@ class TaskHandlers:
                 asset_id = video["asset_id"]
             elif "base64_string" in video:
                 extra["video_source"] = {"type": "base64_string"}
+            elif isinstance(video.get("video_id"), str):  # deprecated: a video of an index
+                extra["video_source"] = {"type": "video_id", "video_id": video["video_id"]}
             else:
                 raise ParamError("video must contain one of url, asset_id or base64_string.")
         else:
