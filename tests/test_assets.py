@@ -264,6 +264,10 @@ async def test_low_level_calls_use_the_sdk_names(
     assert chunks == [1, 2, 3]
     pending = [u.upload_id async for u in client.multipart_upload.list_incomplete_uploads()]
     assert pending == [session.upload_id]
+    with pytest.raises(UploadError, match="still 'active'"):
+        await client.multipart_upload.wait_for_upload_completion(
+            session.upload_id, sleep_interval=0.01, max_wait_time=0.05
+        )
 
 
 async def test_the_assets_upload_command_shows_progress_and_prints_the_ready_asset(

@@ -48,6 +48,7 @@ logger = logging.getLogger("twelvelabs_async")
 MULTIPART_UPLOAD_LIMIT: Final = 10 * 1000**3
 """The largest file a multipart upload takes (10 GB, video and audio)."""
 _URLS_PER_REQUEST: Final = 50
+_SESSION_FINAL: Final = frozenset({"completed", "failed", "expired"})
 _FRESH_URL_ATTEMPTS: Final = 2
 """How many times a part whose URL was refused (403: expired or used) gets a fresh one."""
 _FLUSH_ON_EXIT: Final = 10.0
@@ -218,6 +219,37 @@ class MultipartUpload:
             return decode(TaskPage[IncompleteUploadSummary], response)
 
         return AsyncPaginator(fetch, page=page or 1, page_limit=page_limit)
+
+    async def wait_for_upload_completion(
+        self,
+        upload_id: str,
+        *,
+        sleep_interval: float = 5.0,
+        max_wait_time: float | None = None,
+        callback: Callable[[UploadStatus], Any] | None = None,
+    ) -> UploadStatus:
+        """Poll a session until it is ``completed``, ``failed`` or ``expired`` (the SDK's
+        helper, with a real deadline: ``max_wait_time`` seconds, ``None`` for none).
+
+        Raises:
+            UploadError: still not final at the deadline.
+        """
+        status: UploadStatus | None = None
+        with anyio.move_on_after(max_wait_time):
+            while True:
+                status = await self.get_status(upload_id, page_limit=1)
+                if callback is not None:
+                    outcome = callback(status)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if status.status in _SESSION_FINAL:
+                    return status
+                await anyio.sleep(sleep_interval)
+        raise UploadError(
+            f"upload {upload_id!r} was still {getattr(status, 'status', None)!r} after "
+            f"{max_wait_time}s",
+            upload_id=upload_id,
+        )
 
     # --- the whole flow ---------------------------------------------------------------------
 
