@@ -196,3 +196,22 @@ async def test_the_poller_watches_assets_and_batches_with_their_own_kinds(
         assets[2]: ("asset", "ready"),
         batch.batch_id: ("analyze_batch", "completed"),
     }
+
+
+async def test_the_fault_plan_covers_batch_routes_with_their_nested_envelope(
+    fake: FakeTwelveLabs, client: AsyncTwelveLabs
+) -> None:
+    asset = fake.add_asset()
+    batch = await client.analyze.batches.create(
+        analysis_mode="time_based_metadata",
+        requests=[{"video": {"type": "asset_id", "asset_id": asset}}],
+    )
+    route = "GET /v1.3/analyze/batches/{batch_id}"
+    fake.faults.push(route, status=503, times=2)
+    done = await client.analyze.batches.wait(batch.batch_id, poll_interval=0.01)
+    assert done.status == "completed"
+    fake.faults.push(route, status=409)
+    with pytest.raises(ConflictError) as caught:
+        await client.analyze.batches.retrieve(batch.batch_id)
+    assert caught.value.code == "conflict"  # read from the nested {"error": {...}} envelope
+    assert fake.request_count(route) >= 4

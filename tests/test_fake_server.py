@@ -1032,3 +1032,20 @@ async def test_payloads_follow_the_published_spec(
     _, task = await get(http, f"{fake.base_url}/analyze/tasks/{tid}")
     segments = json.loads(task["result"]["data"])["scenes"]
     assert all(set(seg["metadata"]) == {"mood", "place"} for seg in segments)
+
+
+def test_both_fake_server_command_lines_take_the_same_flags() -> None:
+    import argparse
+
+    from twelvelabs_async._cli import build_parser
+    from twelvelabs_async._fake_args import add_fake_server_arguments
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    cli_flags = {o for a in sub.choices["fake-server"]._actions for o in a.option_strings}
+    module = argparse.ArgumentParser()  # what python -m twelvelabs_async.testing builds
+    add_fake_server_arguments(module)
+    module_flags = {o for a in module._actions for o in a.option_strings}
+    assert {"--port", "--api-key", "--seed-tasks", "--webhook-url"} <= module_flags
+    # The CLI adds only its global connection options on top.
+    assert module_flags <= cli_flags
+    assert cli_flags - module_flags <= {"--base-url", "-v", "--verbose", "--quiet", "-q"}
