@@ -763,10 +763,11 @@ class Transport:
             started,
             error,
         )
-        if deadline_hit:
-            # Our deadline and the caller's cancel scope expired together: anyio delivers the
-            # caller's cancellation on the next loop turn, so take that turn before raising,
-            # and the caller's cancellation wins.
+        if deadline_hit or isinstance(error, APITimeoutError):
+            # The attempt's limit and the caller's own cancellation (a cancel scope, a
+            # Task.cancel()) came due together: anyio delivers its cancellation on the next
+            # loop turn, and a cancel() that found the task already woken is held until its
+            # next await. Take that turn before raising, and the caller's cancellation wins.
             await anyio.lowlevel.checkpoint()
         raise error
 

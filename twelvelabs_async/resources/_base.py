@@ -166,7 +166,9 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
         async def fetch(number: int) -> TaskPage[ItemT]:
             return await self.list_page({**params, "page": str(number)}, options)
 
-        return AsyncPaginator(fetch, page=1 if page is None else page, page_limit=page_limit)
+        return AsyncPaginator(
+            fetch, page=1 if page is None else page, page_limit=page_limit, path=self.collection
+        )
 
     async def list_page(
         self, params: Mapping[str, str], options: RequestOptions | None = None
