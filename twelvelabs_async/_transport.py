@@ -666,6 +666,7 @@ class Transport:
         session = self._ensure_session()
         slots = self._slots
         assert slots is not None
+        call.sent = False
         if call.timeout.pool is None:
             await slots.acquire()
         else:
