@@ -118,6 +118,21 @@ async def test_malformed_response_then_a_good_one_succeeds() -> None:
     assert len(server.requests) == 2
 
 
+async def test_malformed_responses_do_not_kill_a_wait() -> None:
+    """defect 1: a poll answered by a broken proxy page is a transient error for wait(), which
+    keeps polling until the task is final."""
+    ready = msgspec.json.encode({"_id": "abc", "status": "ready"})
+    answers = [MALFORMED["header line over 8 KB"]] * 3 + [ok_response(ready)]
+    async with (
+        serve_raw(lambda n: answers[min(n, 3)]) as server,
+        AsyncTwelveLabs(api_key=KEY, base_url=f"{server.url}/v1.3") as client,
+    ):
+        with anyio.fail_after(10):
+            task = await client.embed.v2.tasks.wait("abc", poll_interval=0.01, max_retries=0)
+    assert task.status == "ready"
+    assert len(server.requests) == 4
+
+
 async def test_malformed_response_to_a_plain_post_is_not_retried() -> None:
     """defect 1: the request may have been carried out, so a create without an idempotency
     key is not sent twice."""

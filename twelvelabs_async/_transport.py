@@ -688,9 +688,9 @@ class Transport:
         opened: list[IO[bytes]] = []
         status: int | None = None
         headers: Mapping[str, str] = _NO_HEADERS
-        error_body = bytearray()
+        error_body: bytes | bytearray = b""  # what arrived of an error body
         deadline_hit = False
-        started = time.perf_counter()
+        started = 0.0
         try:
             # The rate gate's turn is taken holding a connection slot, so a request that
             # passes it leaves at once instead of queueing for a connection with others.
@@ -727,7 +727,8 @@ class Transport:
                         body = await self._read_body(resp, call, clock)
                         self._notify(call, status, headers, started, None)
                         return Response(call.method, call.path, status, headers, body, call.attempt)
-                    await _read_error_body(resp, error_body, clock)
+                    error_body = buffer = bytearray()
+                    await _read_error_body(resp, buffer, clock)
                     if status == 404 and call.maybe_applied and call.method == "DELETE":
                         # An earlier attempt deleted it and its answer was lost: done.
                         logger.info("%s %s: 404 after a lost answer, deleted", "DELETE", call.path)
