@@ -717,6 +717,8 @@ def proxy_app() -> tuple[web.Application, list[str]]:
 
     async def handler(request: web.Request) -> web.Response:
         asked.append(f"{request.method} {request.host}{request.path}")
+        if "Proxy-Authorization" in request.headers:
+            asked.append(request.headers["Proxy-Authorization"])
         return web.json_response({"_id": "via-proxy", "status": "processing"})
 
     return catch_all(handler), asked
@@ -742,6 +744,38 @@ async def test_http_proxy_from_the_environment_is_followed(
                 task = await client.embed.v2.tasks.retrieve("abc")
     assert task.id == "via-proxy"
     assert asked == ["GET api.twelvelabs.invalid/v1.3/embed-v2/tasks/abc"]
+
+
+async def test_proxy_credentials_and_an_explicit_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """defect 12: credentials in the proxy URL become Proxy-Authorization; ``proxy=`` wins over
+    the environment, also with a session the caller owns."""
+    app, asked = proxy_app()
+    async with serve_app(app) as proxy:
+        with_user = proxy.replace("http://", "http://user:pa%24s@")
+        monkeypatch.setenv("HTTP_PROXY", with_user)
+        monkeypatch.setenv("http_proxy", with_user)
+        async with AsyncTwelveLabs(
+            api_key=KEY, base_url="http://api.twelvelabs.invalid/v1.3", allow_insecure_http=True
+        ) as client:
+            await client.embed.v2.tasks.retrieve("abc")
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+        async with (
+            aiohttp.ClientSession() as session,
+            AsyncTwelveLabs(
+                api_key=KEY,
+                base_url="http://api.twelvelabs.invalid/v1.3",
+                allow_insecure_http=True,
+                session=session,
+                proxy=proxy,
+            ) as client,
+        ):
+            await client.embed.v2.tasks.retrieve("def")
+    assert asked == [
+        "GET api.twelvelabs.invalid/v1.3/embed-v2/tasks/abc",
+        "Basic dXNlcjpwYSRz",  # user:pa$s
+        "GET api.twelvelabs.invalid/v1.3/embed-v2/tasks/def",
+    ]
 
 
 @pytest.mark.parametrize("opt_out", ["trust_env", "no_proxy"])

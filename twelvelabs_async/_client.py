@@ -51,7 +51,7 @@ class AsyncTwelveLabs:
         allow_insecure_http: allow sending the key over ``http://`` to a non-loopback host.
         headers: extra headers sent with every request.
         trust_env: follow ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and ``NO_PROXY``
-            (read once, when the first request is made; a loopback ``base_url`` is never
+            (read once, when the client is created; a loopback ``base_url`` is never
             proxied). ``False`` ignores them.
         proxy: a proxy URL to use whatever the environment says.
     """

@@ -7,6 +7,7 @@ body bytes of a successful response so that the layer above decodes each body ex
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import ipaddress
 import logging
@@ -431,6 +432,17 @@ class Transport:
             "Accept": "application/json",
             "x-api-key": api_key,
         }
+        self.trust_env = trust_env
+        self._owns_session = session is None
+        self._proxy, proxy_authorization = self._resolve_proxy(proxy)
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy_authorization is not None:
+            # aiohttp sends proxy_headers only on an https tunnel's CONNECT; a plain http
+            # request carries the proxy's credentials itself.
+            if self._base.scheme == "https":
+                self._proxy_headers = {"Proxy-Authorization": proxy_authorization}
+            else:
+                self._headers["Proxy-Authorization"] = proxy_authorization
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.timeout = timeout
         self.max_retries = max_retries
@@ -439,12 +451,7 @@ class Transport:
         self.max_response_size = limits.max_response_size
         self.retry_policy = retry_policy or RetryPolicy()
         self.hooks = hooks or EventHooks()
-        self.trust_env = trust_env
-        self._explicit_proxy = proxy
-        self._proxy: URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
         self._session = session
-        self._owns_session = session is None
         self._closed = False
         self._slots: anyio.Semaphore | None = None
         self._client_timeouts: dict[tuple[Timeout, bool], aiohttp.ClientTimeout] = {}
@@ -492,7 +499,6 @@ class Transport:
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
             self._session = session
-            self._proxy, self._proxy_auth = self._resolve_proxy()
         elif session.closed:
             raise ClientClosedError("The aiohttp session given to the TwelveLabs client is closed.")
         else:
@@ -505,18 +511,19 @@ class Transport:
             self._slots = anyio.Semaphore(slots, fast_acquire=True)
         return session
 
-    def _resolve_proxy(self) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-        """The proxy for the base URL: the explicit one, else (with ``trust_env``) the
-        ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` environment unless ``NO_PROXY``
-        covers the host. Read once, when the session is created. Loopback is never proxied."""
+    def _resolve_proxy(self, explicit: str | None) -> tuple[URL | None, str | None]:
+        """The proxy for the base URL: the explicit one, else (with ``trust_env``, for our own
+        session) the ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` environment unless
+        ``NO_PROXY`` covers the host, and the ``Proxy-Authorization`` value for credentials in
+        its URL. Read once, when the client is created. Loopback is never proxied from the
+        environment. A session the caller gave follows its own ``trust_env``."""
         import urllib.request
 
-        import aiohttp
         from yarl import URL
 
-        url = self._explicit_proxy
+        url = explicit
         host = self._base.host or ""
-        if url is None and self.trust_env and not _is_loopback(host):
+        if url is None and self.trust_env and self._owns_session and not _is_loopback(host):
             proxies = urllib.request.getproxies()
             url = proxies.get(self._base.scheme) or proxies.get("all")
             if url and urllib.request.proxy_bypass(host):
@@ -524,11 +531,11 @@ class Transport:
         if not url:
             return None, None
         proxy = URL(url if "://" in url else f"http://{url}")
-        auth = None
-        if proxy.user is not None:
-            auth = aiohttp.BasicAuth(proxy.user, proxy.password or "")
-            proxy = proxy.with_user(None)
-        return proxy, auth
+        if proxy.user is None:
+            return proxy, None
+        # Credentials in the URL go in the header (aiohttp's BasicAuth is deprecated).
+        token = base64.b64encode(f"{proxy.user}:{proxy.password or ''}".encode()).decode()
+        return proxy.with_user(None), f"Basic {token}"
 
     async def aclose(self) -> None:
         """Close the session we created (a session passed in by the user is left open, and
@@ -717,7 +724,7 @@ class Transport:
                     timeout=self._client_timeout(timeout, has_body),
                     allow_redirects=False,
                     proxy=self._proxy,
-                    proxy_auth=self._proxy_auth,
+                    proxy_headers=self._proxy_headers,
                 ) as resp:
                     if clock is not None:
                         clock.progress()
