@@ -611,7 +611,8 @@ def recording_server() -> tuple[web.Application, list[dict[str, Any]]]:
         seen.append(
             {
                 "method": request.method,
-                "headers": dict(request.headers),
+                "headers": request.headers.copy(),  # case-insensitive
+                "raw_headers": list(request.headers.items()),
                 "query": list(request.query.items()),
                 "body": body,
                 "content_type": request.content_type,
@@ -644,12 +645,14 @@ async def test_additional_headers_and_query_parameters_reach_the_server() -> Non
         await client.analyze.tasks.create(
             video={"type": "url", "url": "https://x/v.mp4"},
             prompt="p",
-            request_options={"additional_headers": {"Idempotency-Key": "mine"}},
+            request_options={"additional_headers": {"idempotency-key": "mine", "accept": "*/*"}},
         )
     assert seen[0]["headers"]["X-Trace"] == "t-1"
     assert seen[0]["headers"]["x-api-key"] == KEY
     assert seen[0]["query"] == [("flag", "true"), ("tag", "a"), ("tag", "b")]
     assert seen[1]["headers"]["Idempotency-Key"] == "mine"
+    assert seen[1]["headers"]["Accept"] == "*/*"
+    assert len(seen[1]["raw_headers"]) == len({k.lower() for k, _ in seen[1]["raw_headers"]})
 
 
 async def test_additional_body_parameters_are_merged_into_json_and_form_bodies() -> None:

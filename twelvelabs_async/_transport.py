@@ -644,8 +644,10 @@ class Transport:
             call_headers = {**call_headers, **(headers or {})}
             if idempotency_key:
                 call_headers["Idempotency-Key"] = idempotency_key
-            if opts.extra_headers:
-                call_headers.update(opts.extra_headers)
+            for name, value in (opts.extra_headers or {}).items():
+                for same in [key for key in call_headers if key.lower() == name.lower()]:
+                    del call_headers[same]  # replaced, not sent twice in another case
+                call_headers[name] = value
         return _Call(
             method,
             path,
