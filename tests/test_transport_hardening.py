@@ -33,6 +33,7 @@ from twelvelabs_async import (
     APITimeoutError,
     AsyncTwelveLabs,
     InternalServerError,
+    Limits,
     PaginationError,
     RateLimitError,
     RequestOptions,
@@ -999,3 +1000,49 @@ def test_retry_decision_obeys_a_server_hint_within_the_cap() -> None:
     with set_testing(False):
         assert retry_delay(call, status_error(429, {"Retry-After": "2"}), policy) == 2
         assert retry_delay(call, status_error(429, {"Retry-After": "1e9"}), policy) == 5
+
+
+# --- Limits: pool and size knobs passed whole -------------------------------------------------
+
+
+async def test_limits_object_caps_the_pool_and_the_body_size() -> None:
+    """``Limits`` is passed whole; the old keyword arguments still work and win over it."""
+    in_flight = peak = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return web.json_response({"_id": "abc", "status": "processing", "pad": "x" * 300})
+
+    async with serve_app(catch_all(handler)) as root:
+        async with (
+            AsyncTwelveLabs(
+                api_key=KEY, base_url=f"{root}/v1.3", limits=Limits(max_connections=2)
+            ) as client,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(6):
+                tg.start_soon(client.embed.v2.tasks.retrieve, "abc")
+        assert peak == 2
+        async with AsyncTwelveLabs(
+            api_key=KEY,
+            base_url=f"{root}/v1.3",
+            limits=Limits(max_response_size=10_000),
+            max_response_size=100,  # the shorthand wins
+        ) as client:
+            with pytest.raises(ResponseTooLargeError):
+                await client.embed.v2.tasks.retrieve("abc")
+
+
+def test_limits_refuse_nonsense() -> None:
+    """A pool of no connections, a negative size or a NaN keep-alive are refused."""
+    for bad in (
+        {"max_connections": 0},
+        {"max_response_size": -1},
+        {"keepalive_expiry": math.nan},
+    ):
+        with pytest.raises(ValueError):
+            Limits(**bad)

@@ -740,7 +740,7 @@ class Transport:
                     await _read_error_body(resp, buffer, clock)
                     if status == 404 and call.maybe_applied and call.method == "DELETE":
                         # An earlier attempt deleted it and its answer was lost: done.
-                        logger.info("%s %s: 404 after a lost answer, deleted", "DELETE", call.path)
+                        logger.info("DELETE %s: 404 after a lost answer: deleted", call.path)
                         self._notify(call, status, headers, started, None)
                         return Response(call.method, call.path, status, headers, b"", call.attempt)
                     error: APIError = self._status_error(call, status, headers, bytes(error_body))
