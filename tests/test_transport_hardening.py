@@ -402,7 +402,7 @@ async def test_rate_gate_spaces_requests_as_they_arrive_at_the_server() -> None:
                     tg.start_soon(client.embed.v2.tasks.check, "abc", options)
     assert len(arrivals) == 6
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.08, gaps  # 0.1 s apart, less a little network jitter
+    assert min(gaps) >= 0.05, gaps  # 0.1 s apart (before: ~0), less jitter on a loaded machine
 
 
 # --- defect 6: per-call timeouts are not cached forever ---------------------------------------
@@ -555,6 +555,34 @@ async def test_failed_attempts_report_their_real_elapsed_time() -> None:
     for event in seen:
         assert event.status is None
         assert 0.15 <= event.elapsed < 5, event
+
+
+async def test_a_pool_timeout_is_reported_to_the_observer_too() -> None:
+    """defect 9: a request that never got a connection (pool limit) is an attempt that timed
+    out: the observer and the hooks see it, with the time it waited."""
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.Response()
+
+    observed: list[ResponseEvent] = []
+    async with (
+        serve_app(catch_all(stall)) as root,
+        AsyncTwelveLabs(
+            api_key=KEY, base_url=f"{root}/v1.3", max_connections=1, max_retries=0
+        ) as client,
+    ):
+        with anyio.move_on_after(1):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.embed.v2.tasks.retrieve, "holder")
+                await anyio.sleep(0.05)
+                options = RequestOptions(timeout=Timeout(pool=0.1), observer=observed.append)
+                with pytest.raises(APITimeoutError, match="free connection"):
+                    await client.embed.v2.tasks.check("abc", options)
+                tg.cancel_scope.cancel()
+    assert len(observed) == 1
+    assert isinstance(observed[0].error, APITimeoutError)
+    assert 0.08 <= observed[0].elapsed < 1
 
 
 async def test_observer_sees_every_attempt_of_its_request_only(fake: FakeTwelveLabs) -> None:

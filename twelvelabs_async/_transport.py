@@ -679,16 +679,19 @@ class Transport:
         if call.timeout.pool is None:
             await slots.acquire()
         else:
-            try:
-                with anyio.fail_after(call.timeout.pool):
-                    await slots.acquire()
-            except TimeoutError:
-                raise APITimeoutError(
+            queued = time.perf_counter()
+            with anyio.move_on_after(call.timeout.pool):
+                await slots.acquire()
+                queued = 0.0
+            if queued:
+                pool_error = APITimeoutError(
                     "Timed out waiting for a free connection",
                     method=call.method,
                     path=call.path,
                     retries=call.attempt,
-                ) from None
+                )
+                self._notify(call, None, _NO_HEADERS, queued, pool_error)
+                raise pool_error
         # The send happens right here rather than in a helper coroutine: every coroutine layer
         # is paid again at each suspension of every request.
         import aiohttp  # already loaded by _ensure_session: a dictionary lookup
