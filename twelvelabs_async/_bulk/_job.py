@@ -36,7 +36,6 @@ import msgspec
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
-    APITimeoutError,
     AuthenticationError,
     PermissionDeniedError,
     RateLimitError,
@@ -639,11 +638,7 @@ def _first_error(error: BaseException) -> BaseException:
 
 def _never_sent(error: APIConnectionError) -> bool:
     """Whether the connection itself failed, so that the request surely never left."""
-    import aiohttp  # loaded already: a request was just attempted
-
-    return isinstance(error.__cause__, aiohttp.ClientConnectorError) and not isinstance(
-        error, APITimeoutError
-    )
+    return not error.request_sent
 
 
 def _describe(error: BaseException) -> str:
