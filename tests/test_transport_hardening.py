@@ -159,6 +159,31 @@ async def test_dropped_connection_error_chain_is_key_free() -> None:
     assert info.value.__context__ is None
 
 
+async def test_connection_errors_say_whether_the_request_may_have_been_sent() -> None:
+    """A refused connection surely sent nothing (``request_sent`` is False: a bulk job may
+    create again at once); a connection dropped after the request went out may have been
+    acted on (``request_sent`` is True: it must be reconciled, never blindly re-sent)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    async with AsyncTwelveLabs(
+        api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1.3", max_retries=0
+    ) as client:
+        with pytest.raises(APIConnectionError) as refused:
+            await client.embed.v2.tasks.retrieve("abc")
+    assert refused.value.request_sent is False
+    async with (
+        serve_raw(lambda n: None) as server,
+        AsyncTwelveLabs(api_key=KEY, base_url=f"{server.url}/v1.3", max_retries=0) as client,
+    ):
+        with pytest.raises(APIConnectionError) as dropped:
+            await client.embed.v2.tasks.retrieve("abc")
+    assert len(server.requests) == 1
+    assert dropped.value.request_sent is True
+
+
 # --- defect 2: every delay is finite, >= 0 and capped, whatever the headers say ---------------
 
 NUMBERISH = st.one_of(
