@@ -1,6 +1,6 @@
 """Helpers shared by the test modules: tiny real aiohttp servers for endpoints the fake API does
-not offer, a view of the asyncio tasks a client left behind, and the command line run as a
-subprocess."""
+not offer, a raw TCP server for malformed HTTP, a view of the asyncio tasks a client left
+behind, and the command line run as a subprocess."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,63 @@ def client_tasks() -> set[asyncio.Task[Any]]:
         for t in asyncio.all_tasks()
         if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
     }
+
+
+class RawServer:
+    """A raw TCP server on 127.0.0.1 for responses aiohttp.web cannot produce (bad framing,
+    oversized headers, a bad status line). ``requests`` holds each request head as received."""
+
+    def __init__(self, respond: Callable[[int], bytes | None], delay: float = 0.0) -> None:
+        self._respond = respond
+        self._delay = delay
+        self.requests: list[bytes] = []
+        self.url = ""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # keep-alive: several requests may come on one connection
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                if length:
+                    await reader.readexactly(length)
+                self.requests.append(head)
+                if self._delay:
+                    await asyncio.sleep(self._delay)
+                answer = self._respond(len(self.requests) - 1)
+                if answer is None:  # drop the connection without an answer
+                    return
+                writer.write(answer)
+                await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serve_raw(
+    respond: Callable[[int], bytes | None], *, delay: float = 0.0
+) -> AsyncIterator[RawServer]:
+    """Serve ``respond(n)`` (the raw bytes answering request number ``n``, 0-based; ``None``
+    drops the connection), ``delay`` seconds after each request arrived, on 127.0.0.1; yields
+    the :class:`RawServer` with its root ``url``."""
+    server = RawServer(respond, delay)
+    listener = await asyncio.start_server(server._handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        listener.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(listener.wait_closed(), 1.0)
 
 
 # --- the command line, run as a subprocess -----------------------------------------------

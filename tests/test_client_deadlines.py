@@ -187,11 +187,15 @@ async def test_each_retry_gets_fresh_deadlines(mode: str) -> None:
 
 
 @pytest.mark.parametrize("outer", ["move_on_after", "task_cancel"])
-async def test_an_outer_cancellation_at_the_deadline_is_never_swallowed(
-    outer: str, mode: str
-) -> None:
+async def test_an_outer_cancellation_at_the_deadline_always_wins(outer: str, mode: str) -> None:
     """The outer cancellation and the attempt's own deadline land in the same instant, again
-    and again: the caller's cancellation always wins, nothing hangs, nothing leaks."""
+    and again: the caller's cancellation wins every time (its scope catches it, or the task
+    ends cancelled), nothing hangs, nothing leaks. (Forced into one loop iteration, in every
+    timer order: tests/test_transport_hardening.py.)
+
+    With aiohttp's own timers (what Python 3.10 runs, where asyncio cannot count
+    cancellations) a timeout that fired first may still be reported; it must not hang or leak.
+    """
     timeout = Timeout(read=0.05, total=0.05)
     async with slow_api() as api, client_for(api, timeout, mode) as client:
         api.behaviour = "slow-headers"
@@ -222,7 +226,10 @@ async def test_an_outer_cancellation_at_the_deadline_is_never_swallowed(
                         task.result()
                     outcomes["timeout"] += 1
             assert cancels_pending() == 0
-        assert sum(outcomes.values()) == 20, outcomes
+        if mode == "shared":
+            assert outcomes == {"cancelled": 20, "timeout": 0}
+        else:
+            assert sum(outcomes.values()) == 20, outcomes
         assert len(client._transport._deadlines or ()) == 0
 
 

@@ -92,7 +92,7 @@ def test_vector_behaves_as_a_float_sequence_with_a_float32_buffer() -> None:
     assert len(Float32Vector()) == 0
     # The metaclass msgspec reads (see _vector.py) behaves as a plain class's would.
     assert not isinstance(v, enum.Enum)
-    assert repr(Float32Vector) == "<class 'twelvelabs_async.types._vector.Float32Vector'>"
+    assert repr(Float32Vector) == "<class 'twelvelabs_async.Float32Vector'>"
     assert not hasattr(Float32Vector, "no_such_attribute")
     assert "tolist" in dir(Float32Vector)
     assert Float32Vector

@@ -1,4 +1,5 @@
-"""Every code block in README.md runs, against the fake server (no key, no network)."""
+"""Every code block in README.md and docs/*.md runs, against the fake server (no key, no
+network)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def blocks(language: str) -> Iterator[str]:
-    for match in BLOCK.finditer(README.read_text(encoding="utf-8")):
-        if match.group(1) == language:
-            yield match.group(2)
+DOCS = [README, *sorted((README.parent / "docs").glob("*.md"))]
+"""The README first, then the pages it links to: their examples run too."""
+
+
+def blocks(language: str, pages: list[Path] = DOCS) -> Iterator[str]:
+    for page in pages:
+        for match in BLOCK.finditer(page.read_text(encoding="utf-8")):
+            if match.group(1) == language:
+                yield match.group(2)
 
 
 PYTHON_BLOCKS = list(blocks("python"))
@@ -32,7 +38,7 @@ BASH_BLOCKS = list(blocks("bash"))
 
 
 def test_readme_has_the_two_commands_first() -> None:
-    first, second = BASH_BLOCKS[:2]
+    first, second = list(blocks("bash", [README]))[:2]
     assert first.strip() == 'pip install -e ".[cli]" && python -m twelvelabs_async demo'
     assert second.strip() == 'pip install -e ".[test]" && python -m pytest'
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
@@ -102,7 +108,7 @@ def test_fake_server_block_runs(tmp_path: Path) -> None:
 
 def test_demo_command_runs(tmp_path: Path) -> None:
     """The first command's job (its `pip install` half is what CI's install step does)."""
-    command = BASH_BLOCKS[0].split("&&", 1)[1].split()
+    command = next(blocks("bash", [README])).split("&&", 1)[1].split()
     assert command[:3] == ["python", "-m", "twelvelabs_async"]
     result = subprocess.run(
         [sys.executable, *command[1:], "--tasks", "300", "--duration", "2"],

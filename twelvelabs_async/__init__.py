@@ -11,10 +11,11 @@ and watch thousands of them until each is final, with few requests and a shared 
 
 from ._bulk import BulkItem, BulkJob, BulkResult, BulkStats, export_results
 from ._client import AsyncTwelveLabs
-from ._config import RetryPolicy, Timeout, is_testing, set_testing
+from ._config import Limits, RetryPolicy, Timeout, is_testing, set_testing
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -25,6 +26,7 @@ from ._exceptions import (
     InvalidFileError,
     MissingAPIKeyError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
     RateLimitError,
     ResponseDecodeError,
@@ -43,7 +45,7 @@ from ._exceptions import (
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
 from ._ratelimit import RequestGate
-from ._transport import EventHooks, ResponseEvent
+from ._transport import EventHooks, RequestOptions, ResponseEvent
 from ._types import (
     ANALYZE_FINAL_STATUSES,
     EMBED_FINAL_STATUSES,
@@ -80,6 +82,7 @@ __all__ = [
     "EMBED_FINAL_STATUSES",
     "APIConnectionError",
     "APIError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AnalyzeBatch",
@@ -106,16 +109,19 @@ __all__ = [
     "IndexTaskEvent",
     "InternalServerError",
     "InvalidFileError",
+    "Limits",
     "MediaEmbeddingTask",
     "MissingAPIKeyError",
     "NotFoundError",
     "Outcome",
     "PageInfo",
+    "PaginationError",
     "PermissionDeniedError",
     "Poller",
     "PollerStats",
     "RateLimitError",
     "RequestGate",
+    "RequestOptions",
     "ResponseDecodeError",
     "ResponseEvent",
     "ResponseTooLargeError",
@@ -145,3 +151,19 @@ __all__ = [
     "is_testing",
     "set_testing",
 ]
+
+
+# Public names show the package as their home (``twelvelabs_async.NotFoundError``, not
+# ``twelvelabs_async._exceptions.NotFoundError``) in reprs, tracebacks and docs, as httpx does.
+# msgspec models keep their public module (``twelvelabs_async.types``...): msgspec evaluates
+# their annotations in the namespace of the module they name.
+def _rehome() -> None:
+    from msgspec import Struct
+
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type) and not issubclass(value, Struct):
+            value.__module__ = __name__
+
+
+_rehome()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._config import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_LIMITS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    Limits,
     RetryPolicy,
     Timeout,
     resolve_api_key,
@@ -41,12 +42,19 @@ class AsyncTwelveLabs:
         base_url: defaults to ``TWELVELABS_BASE_URL``, then ``https://api.twelvelabs.io/v1.3``.
         timeout: per-attempt limits: a :class:`Timeout`, or seconds for read and total.
         max_retries: retries of each request's transient failures (per call overridable).
-        max_connections: connection pool size; also the most requests in flight.
-        session: an ``aiohttp.ClientSession`` to use instead of our own.
-        max_response_size: bodies larger than this raise :class:`ResponseTooLargeError`.
+        limits: pool and response size limits (see :class:`Limits`).
+        max_connections: shorthand for ``limits=Limits(max_connections=...)``.
+        max_response_size: shorthand for ``limits=Limits(max_response_size=...)``.
+        session: an ``aiohttp.ClientSession`` to use instead of our own (its own proxy and
+            pool settings then apply).
         retry_policy: backoff timing (see :class:`RetryPolicy`).
         hooks: ``on_request`` / ``on_response`` callbacks for your metrics.
         allow_insecure_http: allow sending the key over ``http://`` to a non-loopback host.
+        headers: extra headers sent with every request.
+        trust_env: follow ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and ``NO_PROXY``
+            (read once, when the client is created; a loopback ``base_url`` is never
+            proxied). ``False`` ignores them.
+        proxy: a proxy URL to use whatever the environment says.
     """
 
     def __init__(
@@ -56,26 +64,35 @@ class AsyncTwelveLabs:
         base_url: str | None = None,
         timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        limits: Limits | None = None,
+        max_connections: int | None = None,
         session: aiohttp.ClientSession | None = None,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_response_size: int | None = None,
         retry_policy: RetryPolicy | None = None,
         hooks: EventHooks | None = None,
         allow_insecure_http: bool = False,
         headers: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+        proxy: str | None = None,
     ) -> None:
+        limits = limits or DEFAULT_LIMITS
+        if max_connections is not None:
+            limits = dataclasses.replace(limits, max_connections=max_connections)
+        if max_response_size is not None:
+            limits = dataclasses.replace(limits, max_response_size=max_response_size)
         self._transport = Transport(
             api_key=resolve_api_key(api_key),
             base_url=resolve_base_url(base_url),
             timeout=Timeout.coerce(timeout),
             max_retries=max_retries,
-            max_connections=max_connections,
+            limits=limits,
             session=session,
-            max_response_size=max_response_size,
             retry_policy=retry_policy,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,
             default_headers=headers,
+            trust_env=trust_env,
+            proxy=proxy,
         )
         self.embed = Embed(self._transport)
         """Embedding tasks: ``embed.v2.tasks`` and ``embed.v1.tasks`` (alias ``embed.tasks``)."""

@@ -153,7 +153,11 @@ class Deadlines:
 
     def close(self) -> None:
         """Disarm the timer (the client is closing): it would only keep this object in the
-        loop's timer heap until the next deadline."""
+        loop's timer heap until the next deadline. Attempts still in flight (on a session
+        the caller owns, which closing the client leaves open) keep their deadlines: the
+        timer then stays armed and stops re-arming once they are done."""
+        if self._live:
+            return
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None

@@ -7,9 +7,11 @@
     ├── MissingAPIKeyError (a ValueError)         no key given and none in the environment
     ├── APIError                                  something went wrong talking to the API
     │   ├── APIConnectionError                    refused, reset, dropped, cut-off body
-    │   │   └── APITimeoutError                   connect, read or total timeout elapsed
+    │   │   ├── APITimeoutError                   connect, read or total timeout elapsed
+    │   │   └── APIProtocolError                  a response that breaks HTTP (bad framing)
     │   ├── ResponseDecodeError                   a 2xx body that is not JSON or off-model
     │   │   └── ResponseTooLargeError             a body over the configured max_response_size
+    │   ├── PaginationError                       a list endpoint that ignores the page asked for
     │   └── APIStatusError                        the API answered with a 4xx/5xx status
     │       ├── BadRequestError                   400
     │       ├── AuthenticationError               401 (invalid or expired key)
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
@@ -53,6 +56,7 @@ __all__ = [
     "InvalidFileError",
     "MissingAPIKeyError",
     "NotFoundError",
+    "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseDecodeError",
@@ -105,11 +109,48 @@ class APIError(TwelveLabsError):
 
 
 class APIConnectionError(APIError):
-    """The connection failed before a complete response arrived (refused, reset, cut-off body)."""
+    """The connection failed before a complete response arrived (refused, reset, cut-off body).
+
+    Attributes:
+        request_sent: ``False`` only when the last attempt surely never reached the server
+            (connection refused, name not resolved, TLS or connect failure, no free pooled
+            connection); ``True`` when it may have been received and acted on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        retries: int = 0,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, method=method, path=path, retries=retries)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read or total)."""
+
+
+class APIProtocolError(APIConnectionError):
+    """The response broke HTTP itself: a header line over 8 KB, a bad character, a bad status
+    line or conflicting ``Content-Length`` / ``Transfer-Encoding`` (often a proxy's, WAF's or
+    CDN's error page). Retried like a dropped connection (idempotent requests only)."""
+
+
+class PaginationError(APIError):
+    """A list endpoint answered a page other than the one asked for (the same items again,
+    or another ``page_info.page``): walking on would never end, so the walk stops.
+
+    Attributes:
+        page: the page number that was asked for.
+    """
+
+    def __init__(self, message: str, *, page: int, method: str = "GET", path: str = "") -> None:
+        super().__init__(message, method=method, path=path)
+        self.page = page
 
 
 class ResponseDecodeError(APIError):

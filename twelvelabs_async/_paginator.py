@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
 
+from ._exceptions import PaginationError
 from .types.common import TaskPage
 
 __all__ = ["AsyncPaginator"]
@@ -29,6 +30,10 @@ class AsyncPaginator(Generic[ItemT]):
     together with the one for the page you wait for, so that the server prepares it while this
     one is decoded.) Leaving the loop cancels that fetch. Nothing is requested until iteration
     starts, and each iteration starts from the first page again.
+
+    A server that ignores the page asked for (it answers another ``page_info.page``, or, naming
+    no page, the same items as the page before) would make the walk endless: it stops with
+    :class:`~twelvelabs_async.PaginationError` instead.
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class AsyncPaginator(Generic[ItemT]):
         *,
         page: int = 1,
         page_limit: int | None = None,
+        path: str = "",
     ) -> None:
         if page_limit is not None and not 1 <= page_limit <= 50:
             raise ValueError(f"page_limit must be between 1 and 50, got {page_limit}")
@@ -45,6 +51,7 @@ class AsyncPaginator(Generic[ItemT]):
         self._fetch_page = fetch_page
         self._first_page = page
         self._page_limit = page_limit
+        self._path = path
 
     def __repr__(self) -> str:
         return f"<AsyncPaginator page={self._first_page} page_limit={self._page_limit}>"
@@ -85,7 +92,15 @@ class AsyncPaginator(Generic[ItemT]):
 class _PageWalk(Generic[ItemT]):
     """One walk over the pages, keeping at most one page fetch running ahead."""
 
-    __slots__ = ("_ahead", "_ahead_started", "_done", "_number", "_paginator", "_total")
+    __slots__ = (
+        "_ahead",
+        "_ahead_started",
+        "_done",
+        "_number",
+        "_paginator",
+        "_previous",
+        "_total",
+    )
 
     def __init__(self, paginator: AsyncPaginator[ItemT]) -> None:
         self._paginator = paginator
@@ -94,6 +109,7 @@ class _PageWalk(Generic[ItemT]):
         self._ahead_started = False
         self._done = False
         self._total: int | None = None  # page_info.total_page, once a page said it
+        self._previous: list[ItemT] | None = None  # the items of the page before
 
     async def _fetch_ahead(self, number: int) -> TaskPage[ItemT]:
         self._ahead_started = True
@@ -123,6 +139,7 @@ class _PageWalk(Generic[ItemT]):
             # so that the server prepares it while this one is decoded and handed out.
             self._start_ahead(number + 1)
         page = await (current if current is not None else paginator._fetch_page(number))
+        self._check_moved_on(page, number)
         info = page.page_info
         if info is not None and info.total_page is not None:
             self._total = info.total_page
@@ -134,6 +151,28 @@ class _PageWalk(Generic[ItemT]):
         elif self._ahead is None:
             self._start_ahead(number + 1)
         return page
+
+    def _check_moved_on(self, page: TaskPage[ItemT], number: int) -> None:
+        """Stop a server that ignores ``page``: it would be asked for pages forever."""
+        info = page.page_info
+        answered = info.page if info is not None else None
+        items = page.items
+        if answered is not None and answered != number:
+            problem = f"page {answered} was answered"
+        elif answered is None and items and items == self._previous:
+            # (Only when the page is not named: a server that says it answered the page
+            # asked for is taken at its word, even if two pages hold equal items.)
+            problem = "the same items as the page before were answered"
+        else:
+            self._previous = items
+            return
+        self._done = True
+        raise PaginationError(
+            f"The list endpoint does not paginate: page {number} was asked for and {problem}; "
+            "stopping instead of fetching forever",
+            page=number,
+            path=self._paginator._path,
+        )
 
     async def aclose(self) -> None:
         """Cancel and reap a fetch still running ahead."""

@@ -7,27 +7,39 @@ body bytes of a successful response so that the layer above decodes each body ex
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import io
 import ipaddress
 import logging
+import math
 import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
+from datetime import timezone
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
-import backoff
+import anyio.lowlevel
 import msgspec
 
 from ._config import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_LIMITS,
     DEFAULT_MAX_RETRIES,
+    Limits,
     RetryPolicy,
     Timeout,
     testing_max_retries,
@@ -36,8 +48,12 @@ from ._deadlines import SUPPORTED as SHARED_DEADLINES
 from ._deadlines import AttemptClock, Deadlines
 from ._exceptions import (
     APIConnectionError,
+    APIError,
+    APIProtocolError,
+    APIStatusError,
     APITimeoutError,
     ClientClosedError,
+    ResponseDecodeError,
     ResponseTooLargeError,
     status_error_class,
 )
@@ -47,7 +63,6 @@ if TYPE_CHECKING:
     # aiohttp (with yarl and multidict) is most of the import cost; it is imported on first
     # use instead, inside the event loop, so `import twelvelabs_async` stays cheap.
     import aiohttp
-    from multidict import CIMultiDictProxy
     from yarl import URL
 
 __all__ = [
@@ -63,8 +78,15 @@ __all__ = [
 logger = logging.getLogger("twelvelabs_async")
 
 USER_AGENT = f"twelvelabs-async/{__version__}"
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+FINAL_SERVER_STATUSES = frozenset({501, 505})
+"""5xx statuses that say the request can never work (Not Implemented, HTTP Version Not
+Supported): not retried. Every other 5xx, 408 and 429 are."""
+PROTECTED_HEADERS = frozenset(
+    {"x-api-key", "content-type", "content-length", "transfer-encoding", "host"}
+)
+"""Headers a caller's extra headers may not set: the key, and the framing aiohttp computes."""
 _ERROR_BODY_LIMIT = 64 * 1024
+_TIMEOUT_CACHE_SIZE = 32
 _json_encode = msgspec.json.Encoder().encode
 
 
@@ -72,7 +94,7 @@ _json_encode = msgspec.json.Encoder().encode
 class FormFile:
     """A file part of a form with its own file name: bytes, a path (opened for each attempt), a
     binary file object (rewound for each attempt) or an async byte stream (sent once: a call
-    that carries one must not be retried after sending)."""
+    that carries one is not retried once it may have been read)."""
 
     source: bytes | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes]
     filename: str
@@ -80,19 +102,46 @@ class FormFile:
 
 
 FormValue = str | bytes | os.PathLike[str] | IO[bytes] | FormFile
+QueryValue = str | int | float
 
 
 @dataclass(frozen=True, slots=True)
 class RequestOptions:
     """Per-call overrides. ``None`` means "use the client's setting".
 
-    ``gate(attempt)`` is awaited before every attempt (0 for the first try, then 1, 2, ...);
-    the poller uses it to hold all of its requests to one shared rate and to count them.
+    ``gate(attempt)`` is awaited before every attempt (0 for the first try, then 1, 2, ...),
+    once the attempt holds its connection slot, right before the request is sent; the poller
+    uses it to hold all of its requests to one shared rate and to count them.
+
+    ``observer(event)`` is called after every attempt of this one request (success, error
+    status, connection error, timeout) with the same :class:`ResponseEvent` the client's
+    ``on_response`` hooks get.
+
+    ``extra_headers``, ``extra_query`` and ``extra_body`` are merged into the request (the
+    official SDK's ``additional_headers``, ``additional_query_parameters`` and
+    ``additional_body_parameters``); they win over the client's own values, except for the
+    headers in ``PROTECTED_HEADERS``, which raise ``ValueError``.
     """
 
     timeout: Timeout | None = None
     max_retries: int | None = None
     gate: Callable[[int], Awaitable[None]] | None = None
+    observer: Callable[[ResponseEvent], None] | None = None
+    extra_headers: Mapping[str, str] | None = None
+    extra_query: Mapping[str, QueryValue | Sequence[QueryValue]] | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        for name, value in (self.extra_headers or {}).items():
+            if name.lower() in PROTECTED_HEADERS:
+                raise ValueError(
+                    f"additional header {name!r} may not be set per request: the client "
+                    "sets the API key and the body framing itself"
+                )
+            if not isinstance(value, str) or "\r" in value or "\n" in value:
+                raise ValueError(f"additional header {name!r} must be a one-line string")
 
 
 _NO_OPTIONS = RequestOptions()
@@ -100,9 +149,11 @@ _NO_OPTIONS = RequestOptions()
 
 @dataclass(frozen=True, slots=True)
 class ResponseEvent:
-    """What the ``on_response`` hooks are told about each attempt.
+    """What the ``on_response`` hooks (and a request's ``observer``) are told about each attempt.
 
-    ``status`` is ``None`` when no response arrived (``error`` then says why).
+    ``status`` is ``None`` when no response arrived (``error`` then says why); ``error`` is the
+    error the attempt ended with (``None`` on success). ``elapsed`` is the attempt's own time in
+    seconds, from sending to its end, for failures too.
     """
 
     method: str
@@ -133,7 +184,7 @@ class Response:
         method: str,
         path: str,
         status: int,
-        headers: CIMultiDictProxy[str],
+        headers: Mapping[str, str],
         body: bytes,
         retries: int,
         raw: aiohttp.ClientResponse | None = None,
@@ -151,89 +202,25 @@ class Response:
         return f"<Response {self.status} {self.method} {self.path} ({len(self.body)} bytes)>"
 
 
-class StreamedBody:
-    """The body of a streamed response, read as it arrives (see :meth:`Transport.stream`)."""
-
-    __slots__ = ("_limit", "_raw", "method", "path")
-
-    def __init__(self, raw: aiohttp.ClientResponse, method: str, path: str, limit: int) -> None:
-        self._raw = raw
-        self.method = method
-        self.path = path
-        self._limit = limit
-
-    def __repr__(self) -> str:
-        return f"<StreamedBody {self.method} {self.path}>"
-
-    async def lines(self) -> AsyncIterator[bytes]:
-        """Each non-blank line (``\\n`` or ``\\r\\n`` endings) as soon as it is complete. Only one
-        line is held at a time; a line longer than ``max_response_size`` raises
-        :class:`ResponseTooLargeError`."""
-        import aiohttp
-
-        buffer = bytearray()
-        try:
-            async for chunk in self._raw.content.iter_any():
-                buffer += chunk
-                start = 0
-                while (end := buffer.find(b"\n", start)) >= 0:
-                    line = bytes(buffer[start:end]).rstrip(b"\r")
-                    start = end + 1
-                    if line.strip():
-                        yield line
-                del buffer[:start]
-                if len(buffer) > self._limit:
-                    raise ResponseTooLargeError(
-                        f"A line of more than max_response_size={self._limit} bytes",
-                        status_code=self._raw.status,
-                        method=self.method,
-                        path=self.path,
-                        retries=0,
-                    )
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise APIConnectionError(
-                f"Connection error while streaming ({type(exc).__name__})",
-                method=self.method,
-                path=self.path,
-                retries=0,
-            ) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
-            raise APITimeoutError(
-                "Request timed out while streaming", method=self.method, path=self.path, retries=0
-            ) from exc
-        if buffer.strip():
-            yield bytes(buffer).rstrip(b"\r")
-
-
-class AttemptTimeoutError(TimeoutError):
-    """An attempt overran its ``read`` or ``total`` limit (the message says which)."""
-
-
-class _Retry(Exception):
-    """Internal signal to ``backoff``: this attempt failed and may be retried."""
-
-    def __init__(self, error: Exception, server_hint: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.server_hint = server_hint
-
-
 class _Call:
     """The state of one logical request across its attempts."""
 
     __slots__ = (
         "attempt",
         "content_type",
-        "failure",
         "form",
         "gate",
         "headers",
         "idempotent",
         "json_body",
         "max_retries",
+        "maybe_applied",
         "method",
+        "observer",
         "params",
         "path",
+        "replayable",
+        "sent",
         "sliced",
         "stream",
         "timeout",
@@ -248,12 +235,12 @@ class _Call:
         params: Any,
         json_body: bytes | memoryview | None,
         form: list[tuple[str, FormValue]] | None,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         timeout: Timeout,
         max_retries: int,
         idempotent: bool,
-        gate: Callable[[int], Awaitable[None]] | None,
-        content_type: str | None = "application/json",
+        options: RequestOptions,
+        *,
         stream: bool = False,
         sliced: bool = False,
     ) -> None:
@@ -267,32 +254,65 @@ class _Call:
         self.timeout = timeout
         self.max_retries = max_retries
         self.idempotent = idempotent
-        self.gate = gate
-        self.content_type = content_type
+        self.gate = options.gate
+        self.observer = options.observer
         self.stream = stream
+        """The body is handed to the caller unread (see :meth:`Transport.stream`)."""
         self.sliced = sliced
+        """The body is written slice by slice (large raw bodies, see ``request_external``)."""
         self.attempt = 0
-        self.failure: _Retry | None = None
+        self.replayable = form is None or all(_replayable(value) for _, value in form)
+        """Whether the body can be sent again (a non-seekable stream is read once)."""
+        self.sent = False
+        """Whether the last attempt may have reached the server."""
+        self.maybe_applied = False
+        """Whether an earlier attempt may have been carried out without its answer arriving."""
 
 
-def _wait_times(policy: RetryPolicy) -> Any:
-    """A ``backoff`` wait generator that obeys server hints carried by the failed attempt."""
-    attempt = 0
-    failure = yield None
-    while True:
-        hint = failure.server_hint if isinstance(failure, _Retry) else None
-        failure = yield policy.delay(attempt, hint)
-        attempt += 1
+def _replayable(value: FormValue) -> bool:
+    if isinstance(value, FormFile):
+        value = value.source  # type: ignore[assignment]
+        if not isinstance(value, (str, bytes, os.PathLike, io.IOBase)):
+            return False  # an async stream is read once
+    return isinstance(value, (str, bytes, os.PathLike)) or value.seekable()
 
 
-def _log_backoff(details: Any) -> None:
-    failure = details.get("exception")
-    error = failure.error if isinstance(failure, _Retry) else failure
+# --- the retry decision: pure, one screen ----------------------------------------------------
+
+
+def retry_delay(call: _Call, error: APIError, policy: RetryPolicy) -> float:
+    """Seconds to wait before retrying ``call`` after ``error``, or raise ``error``.
+
+    * no retries left, or an error no retry can fix (a 4xx, 501, an oversized body): raise;
+    * a request that may have reached the server (any status, a dropped or timed-out
+      connection) is retried only if it is idempotent (GET, DELETE, or a keyed create), except
+      a 429, which says the request was not carried out;
+    * a body that cannot be sent again (a non-seekable stream) after it may have been read: raise.
+
+    The wait is the server's hint (``Retry-After`` and friends) or jittered backoff, capped.
+    """
+    if call.attempt >= call.max_retries:
+        raise error
+    hint: float | None = None
+    if isinstance(error, APIStatusError):
+        status = error.status_code
+        transient = status in (408, 429) or (status >= 500 and status not in FINAL_SERVER_STATUSES)
+        if not transient or not (call.idempotent or status == 429):
+            raise error
+        hint = parse_retry_hint(error.headers, status)
+    elif not isinstance(error, APIConnectionError) or (call.sent and not call.idempotent):
+        raise error
+    if call.sent and not call.replayable:
+        raise error
+    return policy.delay(call.attempt, hint)
+
+
+def _log_retry(call: _Call, error: APIError, delay: float) -> None:
     logger.warning(
         "retrying after %s in %.2fs (retry %d): %s",
         type(error).__name__,
-        details.get("wait", 0.0),
-        details.get("tries", 0),
+        delay,
+        call.attempt + 1,
         error,
     )
 
@@ -321,33 +341,51 @@ def encode_path_segment(value: str) -> str:
     return "".join(out)
 
 
+def _seconds(value: str, scale: float = 1.0, offset: float = 0.0) -> float | None:
+    """A finite, non-negative number of seconds from a header value, else ``None``."""
+    try:
+        seconds = float(value) / scale - offset
+    except (ValueError, OverflowError):
+        return None
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), _MAX_HINT)
+
+
+_MAX_HINT = 365 * 86400.0
+"""Hints are clamped to a year before the policy's own cap applies: always a finite float."""
+
+
 def parse_retry_hint(headers: Mapping[str, str], status: int) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, ``Retry-After`` (seconds or an
-    HTTP date), or for a 429 the time until ``X-Ratelimit-Reset``."""
+    HTTP date), or for a 429 the time until ``X-Ratelimit-Reset``.
+
+    Always ``None`` or a finite number >= 0: NaN, garbage and dates that cannot be read are
+    no hint; ``inf``, huge and negative values are clamped.
+    """
     value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+    if value and (hint := _seconds(value, scale=1000.0)) is not None:
+        return hint
     value = headers.get("Retry-After")
     if value:
+        hint = _seconds(value)
+        if hint is not None:
+            return hint
         try:
-            return max(float(value), 0.0)
-        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:  # "-0000": RFC 5322's "UTC, source zone unknown"
+                when = when.replace(tzinfo=timezone.utc)
             try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError, IndexError):
-                when = None
-            if when is not None:
-                return max(when.timestamp() - time.time(), 0.0)
+                return min(max(when.timestamp() - time.time(), 0.0), _MAX_HINT)
+            except (OverflowError, OSError, ValueError):
+                return None
     if status == 429:
         value = headers.get("X-Ratelimit-Reset")
         if value:
-            try:
-                return max(float(value) - time.time(), 0.0)
-            except ValueError:
-                pass
+            return _seconds(value, offset=time.time())
     return None
 
 
@@ -378,7 +416,9 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None, Any]:
 def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
+    # Only the name itself: "api.localhost" is resolved by DNS like any other name on most
+    # systems, so it may well be a remote host.
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -387,7 +427,13 @@ def _is_loopback(host: str | None) -> bool:
 
 
 class Transport:
-    """Sends requests for one client over one lazily created ``aiohttp.ClientSession``."""
+    """Sends requests for one client over one lazily created ``aiohttp.ClientSession``.
+
+    The pipeline, one concern per function: :meth:`request` prepares the call and runs the
+    retry loop; :func:`retry_delay` decides, without side effects, whether and when to retry;
+    :meth:`_attempt` makes one try and raises only our own errors, every aiohttp exception
+    being translated by :meth:`_map_error`.
+    """
 
     def __init__(
         self,
@@ -396,16 +442,15 @@ class Transport:
         base_url: str,
         timeout: Timeout,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        limits: Limits = DEFAULT_LIMITS,
         session: aiohttp.ClientSession | None = None,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         retry_policy: RetryPolicy | None = None,
         hooks: EventHooks | None = None,
         allow_insecure_http: bool = False,
         default_headers: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+        proxy: str | None = None,
     ) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
         from yarl import URL
@@ -425,34 +470,39 @@ class Transport:
         self._base_path = self._base.raw_path.rstrip("/")
         self.base_url = str(self._base)
         self._origin = self._base.origin()
-        # The key lives only inside this header dict, which is never printed.
+        # The key lives only inside this header dict (never printed) and in _api_key, used
+        # only to scrub it from foreign error texts.
+        self._api_key = api_key
         self._headers = {
             **(dict(default_headers) if default_headers else {}),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
             "x-api-key": api_key,
         }
+        self.trust_env = trust_env
+        self._owns_session = session is None
+        self._proxy, proxy_authorization = self._resolve_proxy(proxy)
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy_authorization is not None:
+            # aiohttp sends proxy_headers only on an https tunnel's CONNECT; a plain http
+            # request carries the proxy's credentials itself.
+            if self._base.scheme == "https":
+                self._proxy_headers = {"Proxy-Authorization": proxy_authorization}
+            else:
+                self._headers["Proxy-Authorization"] = proxy_authorization
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.timeout = timeout
         self.max_retries = max_retries
-        self.max_connections = max_connections
-        self.max_response_size = max_response_size
+        self.limits = limits
+        self.max_connections = limits.max_connections
+        self.max_response_size = limits.max_response_size
         self.retry_policy = retry_policy or RetryPolicy()
         self.hooks = hooks or EventHooks()
         self._session = session
-        self._owns_session = session is None
         self._closed = False
         self._slots: anyio.Semaphore | None = None
         self._client_timeouts: dict[tuple[Timeout, bool], aiohttp.ClientTimeout] = {}
         self._deadlines: Deadlines | None = Deadlines() if SHARED_DEADLINES else None
-        self._retrying = backoff.on_exception(
-            _wait_times,
-            _Retry,
-            max_tries=None,
-            jitter=None,
-            logger=None,
-            on_backoff=_log_backoff,
-            policy=self.retry_policy,
-        )(self._retry)
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url} closed={self._closed}>"
@@ -475,13 +525,21 @@ class Transport:
         if self._closed:
             raise ClientClosedError("The TwelveLabs client is closed; create a new one.")
         session = self._session
+        slots = self.max_connections
         if session is None:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+            connector = aiohttp.TCPConnector(
+                limit=slots,
+                limit_per_host=0,
+                keepalive_timeout=self.limits.keepalive_expiry,
+            )
             session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
                 raise_for_status=False,
+                # The proxy is resolved once below: aiohttp's own trust_env looks the
+                # environment up again, in a worker thread, for every request.
+                trust_env=False,
             )
             # aiohttp silently re-sends an idempotent request once when a reused keep-alive
             # connection drops; that hidden attempt would escape max_retries (and its count).
@@ -490,12 +548,45 @@ class Transport:
             self._session = session
         elif session.closed:
             raise ClientClosedError("The aiohttp session given to the TwelveLabs client is closed.")
+        else:
+            # A given session's own pool may be smaller than ours: a slot must mean a
+            # connection, or requests would pass the rate gate and then queue in aiohttp.
+            limit = getattr(session.connector, "limit", 0)
+            if limit:
+                slots = min(slots, limit)
         if self._slots is None:
-            self._slots = anyio.Semaphore(self.max_connections, fast_acquire=True)
+            self._slots = anyio.Semaphore(slots, fast_acquire=True)
         return session
 
+    def _resolve_proxy(self, explicit: str | None) -> tuple[URL | None, str | None]:
+        """The proxy for the base URL: the explicit one, else (with ``trust_env``, for our own
+        session) the ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` environment unless
+        ``NO_PROXY`` covers the host, and the ``Proxy-Authorization`` value for credentials in
+        its URL. Read once, when the client is created. Loopback is never proxied from the
+        environment. A session the caller gave follows its own ``trust_env``."""
+        import urllib.request
+
+        from yarl import URL
+
+        url = explicit
+        host = self._base.host or ""
+        if url is None and self.trust_env and self._owns_session and not _is_loopback(host):
+            proxies = urllib.request.getproxies()
+            url = proxies.get(self._base.scheme) or proxies.get("all")
+            if url and urllib.request.proxy_bypass(host):
+                url = None
+        if not url:
+            return None, None
+        proxy = URL(url if "://" in url else f"http://{url}")
+        if proxy.user is None:
+            return proxy, None
+        # Credentials in the URL go in the header (aiohttp's BasicAuth is deprecated).
+        token = base64.b64encode(f"{proxy.user}:{proxy.password or ''}".encode()).decode()
+        return proxy.with_user(None), f"Basic {token}"
+
     async def aclose(self) -> None:
-        """Close the session we created (a session passed in by the user is left open)."""
+        """Close the session we created (a session passed in by the user is left open, and
+        requests still running on it keep their limits)."""
         if self._closed:
             return
         self._closed = True
@@ -513,7 +604,9 @@ class Transport:
         """aiohttp's share of the limits: connecting always, and ``read`` for requests with a
         body (only aiohttp knows when the body has been sent and the wait for an answer
         begins). The rest is kept by ``self._deadlines``, whose one timer is far cheaper than
-        aiohttp's per-request ones (before Python 3.11, aiohttp keeps every limit)."""
+        aiohttp's per-request ones (before Python 3.11, aiohttp keeps every limit). A few
+        values are cached; timeouts computed per call (from a remaining budget) are not
+        kept for the client's life."""
         key = (timeout, has_body)
         cached = self._client_timeouts.get(key)
         if cached is None:
@@ -525,8 +618,12 @@ class Transport:
                 sock_connect=timeout.connect,
                 sock_read=None if shared and not has_body else timeout.read,
             )
+            if len(self._client_timeouts) >= _TIMEOUT_CACHE_SIZE:
+                self._client_timeouts.clear()
             self._client_timeouts[key] = cached
         return cached
+
+    # --- one logical request: prepare, then try until done -------------------------------
 
     async def request(
         self,
@@ -546,42 +643,62 @@ class Transport:
         ``idempotency_key`` (or for GET/DELETE) the request counts as idempotent and is retried
         on every transient failure; other POSTs only on 429 or when nothing was sent.
         """
-        call = self._call(
-            method,
-            path,
-            params=params,
-            json=json,
-            form=form,
-            headers=headers,
-            options=options,
-            idempotency_key=idempotency_key,
+        call = self._prepare(
+            method, path, params, json, form, headers, options or _NO_OPTIONS, idempotency_key
         )
         return await self._send(call)
 
-    def _max_retries(self, opts: RequestOptions) -> int:
-        max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
-        forced = testing_max_retries()
-        return max_retries if forced is None else forced
+    async def _send(self, call: _Call) -> Response:
+        """Try ``call`` until it succeeds or :func:`retry_delay` gives up."""
+        while True:
+            try:
+                return await self._attempt(call)
+            except APIError as error:
+                delay = retry_delay(call, error, self.retry_policy)  # or raises `error`
+                _log_retry(call, error, delay)
+                if call.sent and not (
+                    isinstance(error, APIStatusError) and error.status_code in (408, 429)
+                ):
+                    call.maybe_applied = True
+            call.attempt += 1
+            await anyio.sleep(delay)
 
-    def _call(
+    def _prepare(
         self,
         method: str,
         path: str,
-        *,
-        params: Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
-        json: Any = None,
-        form: list[tuple[str, FormValue]] | None = None,
-        headers: Mapping[str, str] | None = None,
-        options: RequestOptions | None = None,
-        idempotency_key: str | None = None,
-        stream: bool = False,
+        params: Mapping[str, Any] | Iterable[tuple[str, str]] | None,
+        json: Any,
+        form: list[tuple[str, FormValue]] | None,
+        headers: Mapping[str, str] | None,
+        opts: RequestOptions,
+        idempotency_key: str | None,
     ) -> _Call:
-        opts = options or _NO_OPTIONS
-        call_headers = self._headers
-        if headers or idempotency_key:
-            call_headers = {**self._headers, **(headers or {})}
+        max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
+        forced = testing_max_retries()
+        if forced is not None:
+            max_retries = forced
+        if opts.extra_body:
+            if json is not None:
+                json = {**msgspec.to_builtins(json), **opts.extra_body}
+            elif form is not None:
+                form = [*form, *((k, _form_text(v)) for k, v in opts.extra_body.items())]
+            else:
+                raise ValueError(
+                    f"additional body parameters were given for {method} {path}, "
+                    "which sends no body"
+                )
+        if opts.extra_query:
+            params = _merge_query(params, opts.extra_query)
+        call_headers = self._json_headers if json is not None else self._headers
+        if headers or idempotency_key or opts.extra_headers:
+            call_headers = {**call_headers, **(headers or {})}
             if idempotency_key:
                 call_headers["Idempotency-Key"] = idempotency_key
+            for name, value in (opts.extra_headers or {}).items():
+                for same in [key for key in call_headers if key.lower() == name.lower()]:
+                    del call_headers[same]  # replaced, not sent twice in another case
+                call_headers[name] = value
         return _Call(
             method,
             path,
@@ -591,22 +708,15 @@ class Transport:
             form,
             call_headers,
             opts.timeout or self.timeout,
-            self._max_retries(opts),
+            max_retries,
             method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT") or idempotency_key is not None,
-            opts.gate,
-            stream=stream,
+            opts,
         )
 
-    async def _send(self, call: _Call) -> Response:
-        """Run ``call`` to its end: the first try here, the retries under ``backoff``."""
-        # The first try runs outside backoff, whose bookkeeping would cost every request; on a
-        # retryable failure backoff takes over as if it had made that first try itself.
-        try:
-            return await self._attempt(call)
-        except _Retry as failure:
-            call.failure = failure
-        response: Response = await self._retrying(call)
-        return response
+    @staticmethod
+    def new_idempotency_key() -> str:
+        """A fresh random key for one logical create call."""
+        return uuid.uuid4().hex
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -622,12 +732,13 @@ class Transport:
         Opening is retried like :meth:`request`; once the status line and headers have
         arrived, the body belongs to the caller and is not retried (a connection lost midway
         raises :class:`APIConnectionError` from the iterator)."""
-        call = self._call(method, path, params=params, options=options, stream=True)
+        call = self._prepare(method, path, params, None, None, None, options or _NO_OPTIONS, None)
+        call.stream = True
         response = await self._send(call)
         raw = response.raw
         assert raw is not None
         try:
-            yield StreamedBody(raw, call.method, call.path, self.max_response_size)
+            yield StreamedBody(raw, call.method, call.path, self.max_response_size, self._api_key)
         finally:
             raw.release()
 
@@ -643,17 +754,20 @@ class Transport:
         """Send ``content`` to an absolute URL outside the API (a presigned storage URL).
 
         The API key is never sent there (the URL carries its own signature), and only the
-        URL's path, never its query string (the signature), appears in errors and logs."""
+        URL's path, never its query string (the signature), appears in errors and logs. The
+        body is written slice by slice, so no second copy of it waits in a buffer."""
         from yarl import URL
 
         target = URL(url, encoded=True)
         if target.scheme not in ("http", "https") or not target.host:
             raise ValueError("the upload URL must be an absolute http(s) URL")
         call_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        content_type = None
         if not any(name.lower() == "content-type" for name in call_headers):
-            content_type = "application/octet-stream"
+            call_headers["Content-Type"] = "application/octet-stream"
+        call_headers["Content-Length"] = str(len(content))
         opts = options or _NO_OPTIONS
+        max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
+        forced = testing_max_retries()
         call = _Call(
             method,
             target.raw_path,
@@ -663,122 +777,125 @@ class Transport:
             None,
             call_headers,
             opts.timeout or self.timeout,
-            self._max_retries(opts),
+            max_retries if forced is None else forced,
             True,  # the same bytes to the same place: safe to repeat
-            opts.gate,
-            content_type,
+            opts,
             sliced=True,
         )
         return await self._send(call)
 
-    async def _retry(self, call: _Call) -> Response:
-        """backoff's target: re-raise the failure of the try made before backoff took over
-        (so backoff waits and logs exactly as after its own first try), then try again."""
-        failure, call.failure = call.failure, None
-        if failure is not None:
-            raise failure
-        return await self._attempt(call)
-
-    @staticmethod
-    def new_idempotency_key() -> str:
-        """A fresh random key for one logical create call."""
-        return uuid.uuid4().hex
+    # --- one attempt ---------------------------------------------------------------------
 
     async def _attempt(self, call: _Call) -> Response:
-        """One try. Raises ``_Retry`` when the failure may be retried, the final error otherwise."""
+        """One try: the response, or one of our errors (never an aiohttp one) for
+        :func:`retry_delay` to judge."""
         session = self._ensure_session()
         slots = self._slots
         assert slots is not None
-        if call.gate is not None:
-            await call.gate(call.attempt)
-        for hook in self.hooks.on_request:
-            hook(call.method, call.path, call.attempt)
+        call.sent = False
         if call.timeout.pool is None:
             await slots.acquire()
         else:
-            try:
-                with anyio.fail_after(call.timeout.pool):
-                    await slots.acquire()
-            except TimeoutError:
-                raise APITimeoutError(
+            queued = time.perf_counter()
+            with anyio.move_on_after(call.timeout.pool):
+                await slots.acquire()
+                queued = 0.0
+            if queued:
+                pool_error = APITimeoutError(
                     "Timed out waiting for a free connection",
                     method=call.method,
                     path=call.path,
                     retries=call.attempt,
-                ) from None
+                    request_sent=False,
+                )
+                self._notify(call, None, _NO_HEADERS, queued, pool_error)
+                raise pool_error
         # The send happens right here rather than in a helper coroutine: every coroutine layer
         # is paid again at each suspension of every request.
         import aiohttp  # already loaded by _ensure_session: a dictionary lookup
 
-        started = time.perf_counter()
-        data: Any = call.json_body
-        headers = call.headers
-        opened: list[IO[bytes]] = []
         clock: AttemptClock | None = None
+        opened: list[IO[bytes]] = []
+        status: int | None = None
+        headers: Mapping[str, str] = _NO_HEADERS
+        error_body: bytes | bytearray = b""  # what arrived of an error body
+        deadline_hit = False
+        started = 0.0
         try:
-            if call.json_body is not None and call.content_type is not None:
-                headers = {**headers, "Content-Type": call.content_type}
-            if call.sliced and call.json_body is not None:
+            # The rate gate's turn is taken holding a connection slot, so a request that
+            # passes it leaves at once instead of queueing for a connection with others.
+            if call.gate is not None:
+                await call.gate(call.attempt)
+            for hook in self.hooks.on_request:
+                hook(call.method, call.path, call.attempt)
+            data: Any = call.json_body
+            if call.sliced and data is not None:
                 # Written slice by slice, each awaited: the socket sets the pace, and no
                 # second copy of a large body waits in the transport's buffer.
-                data = _slices(call.json_body)
-                headers = {**headers, "Content-Length": str(len(call.json_body))}
-            elif call.form is not None:
+                data = _slices(data)
+            if call.form is not None:
                 data, opened = _build_form(call.form)
             has_body = data is not None
             timeout = call.timeout
+            call.sent = True
+            started = time.perf_counter()
             if self._deadlines is not None:
                 clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
-            # Awaited rather than entered, so that a streamed body can outlive this attempt.
-            resp = await session.request(
-                call.method,
-                call.url,
-                params=call.params,
-                data=data,
-                headers=headers,
-                # A stream keeps aiohttp's read limit: every chunk must arrive in time.
-                timeout=self._client_timeout(timeout, has_body or call.stream),
-                allow_redirects=False,
-            )
-            handed_over = False
             try:
-                if clock is not None:
-                    clock.progress()
-                status = resp.status
-                if 200 <= status < 300:
-                    if call.stream:
-                        handed_over = True
-                        self._notify(call, status, resp.headers, started, None)
-                        return Response(
-                            call.method, call.path, status, resp.headers, b"", call.attempt, resp
-                        )
-                    body = await self._read_body(resp, call, clock)
-                    self._notify(call, status, resp.headers, started, None)
-                    return Response(
-                        call.method, call.path, status, resp.headers, body, call.attempt
-                    )
-                body = await _read_error_body(resp)
-                self._notify(call, status, resp.headers, started, None)
-                raise self._status_error(call, status, resp.headers, body)
-            finally:
-                if not handed_over:
-                    resp.release()
-        except asyncio.CancelledError:
-            reason = clock.timed_out() if clock is not None else None
-            if reason is None:
-                raise
-            self._fail(call, AttemptTimeoutError(reason), may_retry=call.idempotent, timeout=True)
-        except aiohttp.ClientConnectorError as exc:
-            # Nothing reached the server: even a plain POST may be retried.
-            self._fail(call, exc, may_retry=True, timeout=False)
-        except aiohttp.ConnectionTimeoutError as exc:
-            self._fail(call, exc, may_retry=True, timeout=True)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before 3.11
-            self._fail(call, exc, may_retry=call.idempotent, timeout=True)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            # Dropped or reset after the connection was made: the request may have been
-            # received (even before any response header), so only idempotent calls retry.
-            self._fail(call, exc, may_retry=call.idempotent, timeout=False)
+                # Awaited rather than entered, so that a streamed body can outlive the attempt.
+                resp = await session.request(
+                    call.method,
+                    call.url,
+                    params=call.params,
+                    data=data,
+                    headers=call.headers,
+                    # A stream keeps aiohttp's read limit: every chunk must arrive in time.
+                    timeout=self._client_timeout(timeout, has_body or call.stream),
+                    allow_redirects=False,
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
+                )
+                handed_over = False
+                try:
+                    if clock is not None:
+                        clock.progress()
+                    status = resp.status
+                    headers = resp.headers
+                    if 200 <= status < 300:
+                        if call.stream:
+                            handed_over = True
+                            self._notify(call, status, headers, started, None)
+                            return Response(
+                                call.method, call.path, status, headers, b"", call.attempt, resp
+                            )
+                        body = await self._read_body(resp, call, clock)
+                        self._notify(call, status, headers, started, None)
+                        return Response(call.method, call.path, status, headers, body, call.attempt)
+                    error_body = buffer = bytearray()
+                    await _read_error_body(resp, buffer, clock)
+                    if status == 404 and call.maybe_applied and call.method == "DELETE":
+                        # An earlier attempt deleted it and its answer was lost: done.
+                        logger.info("DELETE %s: 404 after a lost answer: deleted", call.path)
+                        self._notify(call, status, headers, started, None)
+                        return Response(call.method, call.path, status, headers, b"", call.attempt)
+                    error: APIError = self._status_error(call, status, headers, bytes(error_body))
+                finally:
+                    if not handed_over:
+                        resp.release()
+            except asyncio.CancelledError:
+                reason = clock.timed_out() if clock is not None else None
+                if reason is None:
+                    raise
+                deadline_hit = True
+                if status is not None and not 200 <= status < 300:
+                    # A slowly trickled error body: the status said what went wrong.
+                    error = self._status_error(call, status, headers, bytes(error_body))
+                else:
+                    error = self._map_error(call, AttemptTimeoutError(reason))
+            except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+                error = self._map_error(call, exc)
+            except APIError as exc:  # ResponseTooLargeError from _read_body
+                error = exc
         finally:
             slots.release()
             if clock is not None:
@@ -786,7 +903,57 @@ class Transport:
                 clock.settle()
             for handle in opened:
                 handle.close()
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Raised here, outside every `except`, so that no aiohttp exception (whose repr holds
+        # the request headers, key included) is chained to it as __context__.
+        self._notify(
+            call,
+            status if isinstance(error, (APIStatusError, ResponseDecodeError)) else None,
+            headers if isinstance(error, APIStatusError) else _NO_HEADERS,
+            started,
+            error,
+        )
+        if deadline_hit or isinstance(error, APITimeoutError):
+            # The attempt's limit and the caller's own cancellation (a cancel scope, a
+            # Task.cancel()) came due together: anyio delivers its cancellation on the next
+            # loop turn, and a cancel() that found the task already woken is held until its
+            # next await. Take that turn before raising, and the caller's cancellation wins.
+            await anyio.lowlevel.checkpoint()
+        raise error
+
+    def _map_error(self, call: _Call, exc: BaseException) -> APIError:
+        """The one place where aiohttp's (and asyncio's) exceptions become ours.
+
+        The result has no cause or context and a message of the exception's type and text with
+        the key scrubbed out: aiohttp exceptions carry the request headers in their repr.
+        Also records whether the attempt may have reached the server.
+        """
+        import aiohttp
+
+        # Refused, unresolvable, TLS failure or a connect timeout: nothing was sent.
+        nothing_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+        call.sent = not isinstance(exc, nothing_sent)
+        kind: type[APIConnectionError]
+        if isinstance(exc, AttemptTimeoutError):
+            kind, what, detail = APITimeoutError, "Request timed out", str(exc)
+        else:
+            text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+            text = text.replace(self._api_key, "***") if text else ""
+            detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+                kind, what = APITimeoutError, "Request timed out"
+            elif isinstance(exc, aiohttp.ClientResponseError):
+                # The response broke HTTP itself (a header over 8 KB, bad characters, a bad
+                # status line, conflicting lengths): typically a proxy's or CDN's error page.
+                kind, what = APIProtocolError, "Malformed HTTP response"
+            else:
+                kind, what = APIConnectionError, "Connection error"
+        return kind(
+            f"{what} ({detail})",
+            method=call.method,
+            path=call.path,
+            retries=call.attempt,
+            request_sent=call.sent,
+        )
 
     async def _read_body(
         self, resp: aiohttp.ClientResponse, call: _Call, clock: AttemptClock | None
@@ -821,13 +988,13 @@ class Transport:
         )
 
     def _status_error(
-        self, call: _Call, status: int, headers: CIMultiDictProxy[str], body: bytes
-    ) -> Exception:
+        self, call: _Call, status: int, headers: Mapping[str, str], body: bytes
+    ) -> APIStatusError:
         code, message, decoded = parse_error_body(body)
         if message is None or not message.strip():  # an empty message is no message
             reason = "redirect not followed" if 300 <= status < 400 else "no error message"
             message = f"HTTP {status} ({reason})"
-        error = status_error_class(status)(
+        return status_error_class(status)(
             message,
             status_code=status,
             code=code,
@@ -837,29 +1004,6 @@ class Transport:
             retries=call.attempt,
             body=decoded,
         )
-        retryable = status in RETRYABLE_STATUSES or status > 500
-        if not call.idempotent and status != 429:
-            retryable = False
-        if retryable and call.attempt < call.max_retries:
-            call.attempt += 1
-            return _Retry(error, parse_retry_hint(headers, status))
-        return error
-
-    def _fail(self, call: _Call, exc: BaseException, *, may_retry: bool, timeout: bool) -> None:
-        kind = APITimeoutError if timeout else APIConnectionError
-        what = "Request timed out" if timeout else "Connection error"
-        detail = type(exc).__name__
-        text = str(exc)
-        if isinstance(exc, AttemptTimeoutError):
-            detail = text
-        elif text and "x-api-key" not in text.lower():
-            detail = f"{detail}: {text}"
-        error = kind(f"{what} ({detail})", method=call.method, path=call.path, retries=call.attempt)
-        self._notify(call, None, {}, time.perf_counter(), error)
-        if may_retry and call.attempt < call.max_retries:
-            call.attempt += 1
-            raise _Retry(error, None) from exc
-        raise error from exc
 
     def _notify(
         self,
@@ -870,8 +1014,9 @@ class Transport:
         error: BaseException | None,
     ) -> None:
         hooks = self.hooks.on_response
+        observer = call.observer
         debug = logger.isEnabledFor(logging.DEBUG)
-        if not hooks and not debug:
+        if not hooks and observer is None and not debug:
             return
         elapsed = time.perf_counter() - started
         if debug:
@@ -883,12 +1028,119 @@ class Transport:
                 elapsed * 1000.0,
                 call.attempt + 1,
             )
-        if hooks:
+        if hooks or observer is not None:
             event = ResponseEvent(
                 call.method, call.path, status, headers, elapsed, call.attempt, error
             )
             for hook in hooks:
                 hook(event)
+            if observer is not None:
+                observer(event)
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+class StreamedBody:
+    """The body of a streamed response, read as it arrives (see :meth:`Transport.stream`)."""
+
+    __slots__ = ("_key", "_limit", "_raw", "method", "path")
+
+    def __init__(
+        self, raw: aiohttp.ClientResponse, method: str, path: str, limit: int, key: str
+    ) -> None:
+        self._raw = raw
+        self.method = method
+        self.path = path
+        self._limit = limit
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"<StreamedBody {self.method} {self.path}>"
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Each non-blank line (``\\n`` or ``\\r\\n`` endings) as soon as it is complete. Only
+        one line is held at a time; a line longer than ``max_response_size`` raises
+        :class:`ResponseTooLargeError`; a body cut off raises :class:`APIConnectionError`."""
+        buffer = bytearray()
+        chunks = self._raw.content.iter_any().__aiter__()
+        while True:
+            chunk, error = await self._next(chunks)
+            if error is not None:
+                # Raised outside the except block: aiohttp errors must not be chained (their
+                # repr carries the request headers).
+                raise error
+            if chunk is None:
+                break
+            buffer += chunk
+            start = 0
+            while (end := buffer.find(b"\n", start)) >= 0:
+                line = bytes(buffer[start:end]).rstrip(b"\r")
+                start = end + 1
+                if line.strip():
+                    yield line
+            del buffer[:start]
+            if len(buffer) > self._limit:
+                raise ResponseTooLargeError(
+                    f"A line of more than max_response_size={self._limit} bytes",
+                    status_code=self._raw.status,
+                    method=self.method,
+                    path=self.path,
+                )
+        if buffer.strip():
+            yield bytes(buffer).rstrip(b"\r")
+
+    async def _next(self, chunks: AsyncIterator[bytes]) -> tuple[bytes | None, APIError | None]:
+        import aiohttp
+
+        try:
+            return await chunks.__anext__(), None
+        except StopAsyncIteration:
+            return None, None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            text = str(exc).replace(self._key, "***")
+            return None, APIConnectionError(
+                f"Connection error while streaming ({type(exc).__name__}: {text})",
+                method=self.method,
+                path=self.path,
+                request_sent=True,
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            return None, APITimeoutError(
+                "Request timed out while streaming",
+                method=self.method,
+                path=self.path,
+                request_sent=True,
+            )
+
+
+class AttemptTimeoutError(TimeoutError):
+    """An attempt overran its ``read`` or ``total`` limit (the message says which)."""
+
+
+async def _read_error_body(
+    resp: aiohttp.ClientResponse, buffer: bytearray, clock: AttemptClock | None
+) -> None:
+    """Up to ``_ERROR_BODY_LIMIT`` bytes of an error body into ``buffer``, across every chunk.
+
+    ``StreamReader.read(n)`` returns only what is buffered, so one call can miss the end of a
+    body sent in several chunks. A body cut off or stalled midway keeps what arrived: the
+    status decides.
+    """
+    import aiohttp
+
+    try:
+        while len(buffer) < _ERROR_BODY_LIMIT:
+            chunk = await resp.content.read(_ERROR_BODY_LIMIT - len(buffer))
+            if not chunk:
+                break
+            buffer += chunk
+            if clock is not None:
+                clock.progress()
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        pass
+    except (TimeoutError, asyncio.TimeoutError):  # aiohttp's own limits (before 3.11)
+        pass
 
 
 _SLICE = 256 * 1024
@@ -901,24 +1153,25 @@ async def _slices(body: bytes | memoryview) -> AsyncIterator[memoryview]:
         yield view[start : start + _SLICE]
 
 
-async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
-    """Up to ``_ERROR_BODY_LIMIT`` bytes of an error body, across every chunk that arrives.
+def _form_text(value: Any) -> str:
+    return value if isinstance(value, str) else _json_encode(value).decode()
 
-    ``StreamReader.read(n)`` returns only what is buffered, so one call can miss the end of a
-    body sent in several chunks. A body cut off midway keeps what arrived: the status decides.
-    """
-    import aiohttp
 
-    buffer = bytearray()
-    try:
-        while len(buffer) < _ERROR_BODY_LIMIT:
-            chunk = await resp.content.read(_ERROR_BODY_LIMIT - len(buffer))
-            if not chunk:
-                break
-            buffer += chunk
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
-        pass
-    return bytes(buffer)
+def _merge_query(
+    params: Mapping[str, Any] | Iterable[tuple[str, str]] | None,
+    extra: Mapping[str, QueryValue | Sequence[QueryValue]],
+) -> list[tuple[str, str]]:
+    """``params`` with ``extra`` merged in: its keys replace existing ones; a list value
+    becomes repeated keys, as the official SDK sends them."""
+    items = list(params.items() if isinstance(params, Mapping) else params or ())
+    merged = [(key, str(value)) for key, value in items if key not in extra]
+    for key, value in extra.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            merged.append((key, str(item)))
+    return merged
 
 
 def _build_form(fields: list[tuple[str, FormValue]]) -> tuple[aiohttp.FormData, list[IO[bytes]]]:

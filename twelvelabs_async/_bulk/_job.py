@@ -37,8 +37,8 @@ import msgspec
 
 from .._exceptions import (
     APIConnectionError,
+    APIError,
     APIStatusError,
-    APITimeoutError,
     AuthenticationError,
     InvalidFileError,
     NotFoundError,
@@ -87,6 +87,9 @@ _UPLOADS_AT_ONCE = 2
 """Local files uploaded at once (each already sends several parts in parallel)."""
 """Items looked up in the state file per query."""
 _RATE_LIMIT_RETRIES = 5
+_LIST_TRIES = 6
+"""Tries of a reconciliation listing (each already retried by the transport) before the items
+it was for are given up as ``unconfirmed`` (at run time) or the run stops (at restart)."""
 """Extra attempts of a create the API refused with 429 (surely not created), after the
 transport's own retries; the shared gate is paused by each 429 meanwhile."""
 
@@ -207,6 +210,8 @@ class BulkJob:
         self._watching = 0
         self._watch_wake = anyio.Event()
         self._fatal: BaseException | None = None
+        self._stop_error: BaseException | None = None
+        self._closing = False
         self._fatal_raised = False
         self._last: BulkResult | None = None
         self._started = False
@@ -251,6 +256,7 @@ class BulkJob:
             self._acknowledge(self._last)
             self._last = None
         assert self._task_group is not None
+        self._closing = True
         self._task_group.cancel_scope.cancel()
         try:
             await self._task_group.__aexit__(None, None, None)
@@ -301,7 +307,14 @@ class BulkJob:
                         await self._slots.acquire()
                     group.cancel_scope.cancel()
         except Exception as error:
-            self._fatal = _first_error(error)
+            first = _first_error(error)
+            if self._closing:
+                # The caller left the block: work cut short by that (a create answered as
+                # its poller closed) is no failure of the job; the state keeps every task id
+                # already known, and the next run picks them up.
+                logger.debug("bulk job closed while %s", first)
+                return
+            self._fatal = first
             logger.error("bulk job stopped: %s", self._fatal)
         finally:
             self._send.close()
@@ -314,6 +327,8 @@ class BulkJob:
         size = 1 if isinstance(self._items, AsyncIterable) else _CHUNK
         chunk: list[BulkItem] = []
         async for item in _iterate(self._items):
+            if self._stop_error is not None:
+                return  # stopping: the items not yet read stay for the rerun
             if not isinstance(item, BulkItem):
                 raise TypeError(f"bulk items must be BulkItem objects, got {type(item).__name__}")
             chunk.append(item)
@@ -347,6 +362,9 @@ class BulkJob:
             if item.custom_id in self._active:
                 raise ValueError(f"custom_id {item.custom_id!r} appears twice among the items")
             await self._slots.acquire()
+            if self._stop_error is not None:
+                self._slots.release()
+                return  # stopping: no new create; the creates in flight end the job
             self._active.add(item.custom_id)
             if row is not None and row.state == CREATED and row.task_id:
                 self._stats.reattached += 1
@@ -360,15 +378,24 @@ class BulkJob:
         path = local_path(flight.item.kind, flight.item.params)
         if path is not None:
             try:
-                asset_id, status, error = await self._local_asset(path)
+                asset_id, asset_status, asset_error = await self._local_asset(path)
             except InvalidFileError as refused:
                 await self._settle_now(flight, REJECTED, None, str(refused))
                 return
-            if status != "ready":
-                why = f"{path!r} was uploaded as asset {asset_id}, which ended {status!r}"
-                await self._settle_now(
-                    flight, "failed", None, why + (f": {error}" if error else "")
-                )
+            except APIStatusError as refused_by_api:
+                code = refused_by_api.status_code
+                if not 400 <= code < 500 or code in (408, 429):
+                    self._stop_upload(refused_by_api)
+                    return
+                await self._settle_now(flight, REJECTED, None, _describe(refused_by_api))
+                return
+            except (APIError, UploadError) as failed:
+                self._stop_upload(failed)
+                return
+            if asset_status != "ready":
+                why = f"{path!r} was uploaded as asset {asset_id}, which ended {asset_status!r}"
+                why += f": {asset_error}" if asset_error else ""
+                await self._settle_now(flight, "failed", None, why)
                 return
             flight.item = dataclasses.replace(
                 flight.item, params=with_asset(flight.item.kind, flight.item.params, asset_id)
@@ -377,21 +404,43 @@ class BulkJob:
         self._stats.sending += 1
         sending = (item.kind, input_key(item.kind, item.params))
         self._sending_inputs[sending] += 1
+        stop: BaseException | None = None
         try:
             intent_at = time.time()
             params = _encode(dict(item.params)).decode()
             await self._state.record_intent(item.custom_id, item.kind, intent_at, params)
             status, task_id, error = await self._resolve(item, intent_at)
+        except (AuthenticationError, PermissionDeniedError, APIConnectionError) as fatal:
+            # Every other create would fail alike. Raising now would cancel the creates in
+            # flight and leave their intents to reconcile on the next run; instead no new
+            # create starts, those in flight get their own answer, and the last one out
+            # stops the job with the first such error.
+            if self._stop_error is None:
+                self._stop_error = fatal
+            stop = self._stop_error
         finally:
             self._stats.sending -= 1
             self._sending_inputs[sending] -= 1
             if not self._sending_inputs[sending]:
                 del self._sending_inputs[sending]
+        if stop is not None or self._stop_error is not None:
+            if self._stats.sending == 0:
+                raise self._stop_error  # type: ignore[misc]
+            return
         if task_id is not None:
             self._state.record_task(item.custom_id, task_id)
             await self._attach_or_settle(flight, task_id)
         else:
             await self._settle_now(flight, status, None, error)
+
+    def _stop_upload(self, error: BaseException) -> None:
+        """An upload failed for want of the API (nothing was created for its item): as for a
+        create, the job stops once the creates in flight have their answer (a rerun resumes
+        the upload from the session the state file recorded)."""
+        if self._stop_error is None:
+            self._stop_error = error
+        if self._stats.sending == 0:
+            raise self._stop_error
 
     async def _local_asset(self, path: str) -> tuple[str, str | None, str | None]:
         """The asset of a local file: ``(asset_id, status, error message)``. A file uploaded
@@ -499,13 +548,35 @@ class BulkJob:
             await anyio.sleep(min(self._reconcile_delay, 2.0))
             return await self._resolve(item, intent_at, reconcile=False)
         await self._sleep_until(intent_at + self._reconcile_delay)
-        (found,) = await self._match(item.kind, [(item.params, intent_at)])
+        try:
+            (found,) = await self._match_retrying(item.kind, [(item.params, intent_at)])
+        except (APIError, ResponseDecodeError) as list_error:
+            if isinstance(list_error, (AuthenticationError, PermissionDeniedError)):
+                raise
+            found = _Ambiguous(f"the tasks could not be listed to find it ({list_error})")
         if isinstance(found, _Ambiguous):
             return UNCONFIRMED, None, _unconfirmed(item, error, found)
         if found is None:
             return UNCONFIRMED, None, _unconfirmed(item, error, None)
         self._stats.reconciled += 1
         return CREATED, found, None
+
+    async def _match_retrying(
+        self, kind: TaskKind, wanted: list[tuple[Any, float]]
+    ) -> list[str | _Ambiguous | None]:
+        """:meth:`_match`, its listing tried again (with a growing pause) when it fails
+        transiently even after the transport's own retries; a refused key is final."""
+        for attempt in range(1, _LIST_TRIES + 1):
+            try:
+                return await self._match(kind, wanted)
+            except (AuthenticationError, PermissionDeniedError):
+                raise
+            except (APIError, ResponseDecodeError) as error:
+                if attempt == _LIST_TRIES:
+                    raise
+                logger.warning("listing %s tasks to reconcile failed: %s", kind, error)
+                await anyio.sleep(min(0.2 * 2.0**attempt, 10.0))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _match(
         self, kind: TaskKind, wanted: list[tuple[Any, float]]
@@ -598,7 +669,9 @@ class BulkJob:
     async def _recover_embed(self, kind: TaskKind, rows: list[Row]) -> None:
         wanted = [(_decode(row.params) if row.params else {}, row.intent_at or 0.0) for row in rows]
         await self._sleep_until(max(at for _, at in wanted) + self._reconcile_delay)
-        verdicts = await self._match(kind, wanted)
+        # A listing that keeps failing stops the run here, before any create is sent: what
+        # those creates made cannot be known yet, and a rerun reconciles them again.
+        verdicts = await self._match_retrying(kind, wanted)
         for row, (params, _), found in zip(rows, wanted, verdicts, strict=True):
             if isinstance(found, _Ambiguous):
                 item = BulkItem(row.custom_id, kind, params)
@@ -712,11 +785,7 @@ def _first_error(error: BaseException) -> BaseException:
 
 def _never_sent(error: APIConnectionError) -> bool:
     """Whether the connection itself failed, so that the request surely never left."""
-    import aiohttp  # loaded already: a request was just attempted
-
-    return isinstance(error.__cause__, aiohttp.ClientConnectorError) and not isinstance(
-        error, APITimeoutError
-    )
+    return not error.request_sent
 
 
 def _describe(error: BaseException) -> str:

@@ -61,23 +61,55 @@ ItemT = TypeVar("ItemT", bound=ListItem)
 CheckT = TypeVar("CheckT", bound=PolledTask)
 
 
+REQUEST_OPTION_KEYS = frozenset(
+    {
+        "timeout_in_seconds",
+        "max_retries",
+        "additional_headers",
+        "additional_query_parameters",
+        "additional_body_parameters",
+        "chunk_size",
+    }
+)
+"""The keys of the official SDK's ``request_options``; ``chunk_size`` (for streamed downloads,
+which these endpoints do not have) is accepted and has no effect."""
+
+
 def build_options(
     timeout: Timeout | float | None,
     max_retries: int | None,
     request_options: Mapping[str, Any] | None = None,
 ) -> RequestOptions | None:
-    """Per-call options from our keywords or the official SDK's ``request_options`` dict."""
+    """Per-call options from our keywords or the official SDK's ``request_options`` dict.
+
+    Every key of the official SDK is honoured (``additional_headers`` may not set the key or
+    the body framing); any other key raises ``ValueError`` rather than being ignored.
+    """
+    extra: dict[str, Any] = {}
     if request_options:
+        unknown = set(request_options) - REQUEST_OPTION_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown request_options key(s) {sorted(unknown)}; "
+                f"accepted: {sorted(REQUEST_OPTION_KEYS)}"
+            )
         if timeout is None and request_options.get("timeout_in_seconds") is not None:
             timeout = float(request_options["timeout_in_seconds"])
         if max_retries is None and request_options.get("max_retries") is not None:
             max_retries = int(request_options["max_retries"])
-    if timeout is None and max_retries is None:
+        for ours, theirs in (
+            ("extra_headers", "additional_headers"),
+            ("extra_query", "additional_query_parameters"),
+            ("extra_body", "additional_body_parameters"),
+        ):
+            if request_options.get(theirs):
+                extra[ours] = request_options[theirs]
+    if timeout is None and max_retries is None and not extra:
         return None
-    if max_retries is not None and max_retries < 0:
-        raise ValueError("max_retries must be 0 or more")
     return RequestOptions(
-        timeout=None if timeout is None else Timeout.coerce(timeout), max_retries=max_retries
+        timeout=None if timeout is None else Timeout.coerce(timeout),
+        max_retries=max_retries,
+        **extra,
     )
 
 
@@ -142,7 +174,9 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
         async def fetch(number: int) -> TaskPage[ItemT]:
             return await self.list_page([*params, ("page", str(number))], options)
 
-        return AsyncPaginator(fetch, page=1 if page is None else page, page_limit=page_limit)
+        return AsyncPaginator(
+            fetch, page=1 if page is None else page, page_limit=page_limit, path=self.collection
+        )
 
     async def list_page(
         self,

@@ -61,13 +61,12 @@ def _file_object_size(handle: IO[bytes]) -> int | None:
         handle.seek(position)
 
 
-def _direct_part(file: FileInput, filename: str | None) -> tuple[FormFile, bool]:
-    """The form part for ``file`` and whether it can be sent again on a retry; every bad
-    input is refused here, before any request."""
+def _direct_part(file: FileInput, filename: str | None) -> FormFile:
+    """The form part for ``file``; every bad input is refused here, before any request."""
     if isinstance(file, str | os.PathLike):
         check_local_file(file, limit=DIRECT_UPLOAD_LIMIT)
         name = filename or os.path.basename(os.fspath(file))
-        return FormFile(_as_path(file), name), True
+        return FormFile(_as_path(file), name)
     if isinstance(file, bytes | bytearray | memoryview):
         if len(file) == 0:
             raise InvalidFileError("file is empty (0 bytes); there is nothing to upload")
@@ -76,11 +75,11 @@ def _direct_part(file: FileInput, filename: str | None) -> tuple[FormFile, bool]
                 f"file has {len(file):,} bytes, more than a direct upload takes "
                 f"({DIRECT_UPLOAD_LIMIT:,}); use client.multipart_upload instead"
             )
-        return FormFile(bytes(file), filename or "file"), True
+        return FormFile(bytes(file), filename or "file")
     if isinstance(file, io.TextIOBase):
         raise InvalidFileError("file is a text stream; open the file in binary mode ('rb')")
     if isinstance(file, AsyncIterable):
-        return FormFile(file, filename or "file"), False
+        return FormFile(file, filename or "file")
     if hasattr(file, "read"):
         size = _file_object_size(file)
         if size == 0:
@@ -91,7 +90,7 @@ def _direct_part(file: FileInput, filename: str | None) -> tuple[FormFile, bool]
                 f"({DIRECT_UPLOAD_LIMIT:,}); use client.multipart_upload instead"
             )
         name = filename or os.path.basename(str(getattr(file, "name", "") or "file"))
-        return FormFile(file, name), size is not None
+        return FormFile(file, name)
     raise InvalidFileError(
         f"file must be a path, bytes, a binary file object or an async byte stream, "
         f"not {type(file).__name__}"
@@ -149,13 +148,12 @@ class Assets(TaskResource[Asset, Asset, Asset]):
             BadRequestError: the server refused the file or the fields.
         """
         fields: list[tuple[str, FormValue]] = [("method", method)]
-        replayable = True
         if method == "direct":
             if file is None:
                 raise InvalidFileError('method="direct" needs file=')
             if url is not None:
                 raise ValueError('url= goes with method="url", not "direct"')
-            part, replayable = _direct_part(file, filename)
+            part = _direct_part(file, filename)
             fields.append(("file", part))
         elif method == "url":
             if not url:
@@ -173,11 +171,13 @@ class Assets(TaskResource[Asset, Asset, Asset]):
         if user_metadata is not None:
             # A JSON-encoded object sent as text, as the API documents for this form.
             fields.append(("user_metadata", msgspec.json.encode(dict(user_metadata)).decode()))
-        options = build_options(timeout, max_retries, request_options)
-        if not replayable:
-            options = build_options(timeout, 0, None)
+        # A retry sends the file again from its start; an async stream, read once, is not
+        # retried once it may have been read (the transport knows which parts can be replayed).
         response = await self._transport.request(
-            "POST", self.collection, form=fields, options=options
+            "POST",
+            self.collection,
+            form=fields,
+            options=build_options(timeout, max_retries, request_options),
         )
         return decode(Asset, response)
 
