@@ -24,6 +24,8 @@
     ├── TaskError                                 a waited-for task did not end well
     │   ├── TaskFailedError                       ended failed/canceled and raise_on_failure=True
     │   └── TaskTimeoutError (also TimeoutError)  the task's deadline passed before it was final
+    ├── InvalidFileError (a ValueError)           a local file refused before any request
+    ├── UploadError                               a multipart upload could not finish (resumable)
     └── WebhookError                              see twelvelabs_async.webhooks
         ├── WebhookSignatureError                 TL-Signature missing, malformed or wrong
         │   └── WebhookTimestampError             authentic, but outside the tolerance (replay?)
