@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -286,3 +287,61 @@ async def test_the_assets_upload_command_shows_progress_and_prints_the_ready_ass
     missing = await cli(fake, "assets", "upload", str(tmp_path / "nope.mp4"))
     assert missing.code == 2
     assert "No such file" in missing.stderr
+
+
+KILLED_UPLOAD = """
+import sys
+
+import anyio
+
+from twelvelabs_async import AsyncTwelveLabs
+
+
+async def main() -> None:
+    async with AsyncTwelveLabs(api_key=sys.argv[1], base_url=sys.argv[2]) as client:
+        await client.multipart_upload.upload_file(
+            sys.argv[3], max_workers=1, batch_size=1, on_session=lambda u: print(u, flush=True)
+        )
+
+
+anyio.run(main)
+"""
+
+
+async def test_an_upload_killed_with_sigkill_resumes_without_resending_reported_parts(
+    fake: FakeTwelveLabs, client: AsyncTwelveLabs, tmp_path: Path
+) -> None:
+    fake.assets.chunk_size = 1 * MiB
+    source = tmp_path / "killed.mp4"
+    data = write_random(source, 8 * MiB)
+    script = tmp_path / "upload.py"
+    script.write_text(KILLED_UPLOAD)
+    fake.faults.push(PART_ROUTE, delay=0.15, times=8)  # slow storage: time to kill midway
+    process = await anyio.open_process(
+        [sys.executable, str(script), fake.api_key, fake.base_url, str(source)]
+    )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(20):
+            upload_id = (await process.stdout.receive()).decode().strip()
+            while len(fake.assets.uploads[upload_id].reported) < 3:
+                await anyio.sleep(0.02)
+        process.kill()  # SIGKILL: no chance to report anything on the way out
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await process.aclose()
+    session = fake.assets.uploads[upload_id]
+    kept = set(session.reported)
+    assert 3 <= len(kept) < 8
+    before = part_puts(fake, upload_id)
+    fake.faults.clear()
+    asset = await client.multipart_upload.upload_file(
+        source, upload_id=upload_id, poll_interval=0.01
+    )
+    assert asset.status == "ready"
+    after = part_puts(fake, upload_id)
+    assert all(after[index] == before[index] == 1 for index in kept)
+    assert fake.assets.assembled(upload_id) == data
