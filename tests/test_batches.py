@@ -8,6 +8,8 @@ import json
 import anyio
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from twelvelabs_async import (
     APIConnectionError,
@@ -215,3 +217,59 @@ async def test_the_fault_plan_covers_batch_routes_with_their_nested_envelope(
         await client.analyze.batches.retrieve(batch.batch_id)
     assert caught.value.code == "conflict"  # read from the nested {"error": {...}} envelope
     assert fake.request_count(route) >= 4
+
+
+STREAM_E2E = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+result_lines = st.lists(
+    st.builds(
+        lambda n, status, crlf: (f"t{n}", status, crlf),
+        st.integers(0, 10**6),
+        st.sampled_from(["queued", "processing", "ready", "failed", "canceled"]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@STREAM_E2E
+@given(lines=result_lines, cuts=st.lists(st.integers(1, 400), max_size=20), blanks=st.booleans())
+async def test_results_survive_any_chunk_boundaries(
+    lines: list[tuple[str, str, bool]], cuts: list[int], blanks: bool
+) -> None:
+    """However the body is cut into network chunks (mid-line, mid-\\r\\n), every line comes
+    out once, whole, in order; blank lines are skipped."""
+    body = b"".join(
+        json.dumps({"task_id": t, "custom_id": None, "status": s}).encode()
+        + (b"\r\n" if crlf else b"\n")
+        + (b"\n" if blanks else b"")
+        for t, s, crlf in lines
+    )
+    pieces, at = [], 0
+    for cut in cuts:
+        pieces.append(body[at : at + cut])
+        at += cut
+    pieces.append(body[at:])
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for piece in pieces:
+            if piece:
+                await resp.write(piece)
+                await asyncio.sleep(0)
+        await resp.write_eof()
+        return resp
+
+    async with (
+        serve_app(catch_all(handler)) as url,
+        AsyncTwelveLabs(api_key="k", base_url=url + "/v1.3") as client,
+    ):
+        with anyio.fail_after(10):
+            got = [(i.task_id, i.status) async for i in client.analyze.batches.results("b")]
+    assert got == [(t, s) for t, s, _ in lines]
