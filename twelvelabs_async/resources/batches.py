@@ -63,8 +63,8 @@ class AnalyzeBatches(TaskResource[AnalyzeBatch, AnalyzeBatch, AnalyzeBatch]):
         plus any per-item override of ``defaults`` (``prompt``, ``response_format``,
         ``temperature``...). The answer lists each item's ``task_id`` and ``custom_id`` in
         request order. The API documents no idempotency for this call, so it is retried only
-        when nothing was sent, on a 429, or on the 503/504 the API documents as "the batch
-        was not created".
+        when nothing was sent or on a 429 (a 503/504, documented as "the batch was not
+        created", is raised: resubmitting is then safe).
 
         Raises:
             BadRequestError: malformed requests (duplicate ``custom_id``, no prompt...).
