@@ -39,6 +39,7 @@ from ._exceptions import (
 )
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
+from ._polling import PollerOptions
 from ._transport import EventHooks, ResponseEvent
 from ._types import ANALYZE_FINAL_STATUSES, EMBED_FINAL_STATUSES, TaskKind, TaskStatus
 from ._version import __version__
@@ -88,6 +89,7 @@ __all__ = [
     "PageInfo",
     "PermissionDeniedError",
     "Poller",
+    "PollerOptions",
     "PollerStats",
     "RateLimitError",
     "ResponseDecodeError",

@@ -71,6 +71,10 @@ class RequestOptions:
     timeout: Timeout | None = None
     max_retries: int | None = None
     gate: Callable[[int], Awaitable[None]] | None = None
+    observer: Callable[[ResponseEvent], None] | None = None
+    """Called after every attempt of this request (success, status error, connection error,
+    timeout) with the event the ``on_response`` hooks get; the poller watches its own
+    requests' rate-limit headers this way, apart from the user's hooks."""
 
 
 _NO_OPTIONS = RequestOptions()
@@ -152,6 +156,7 @@ class _Call:
         "json_body",
         "max_retries",
         "method",
+        "observer",
         "params",
         "path",
         "timeout",
@@ -171,6 +176,7 @@ class _Call:
         max_retries: int,
         idempotent: bool,
         gate: Callable[[int], Awaitable[None]] | None,
+        observer: Callable[[ResponseEvent], None] | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -183,6 +189,7 @@ class _Call:
         self.max_retries = max_retries
         self.idempotent = idempotent
         self.gate = gate
+        self.observer = observer
         self.attempt = 0
         self.failure: _Retry | None = None
 
@@ -480,6 +487,7 @@ class Transport:
             max_retries,
             method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT") or idempotency_key is not None,
             opts.gate,
+            opts.observer,
         )
         # The first try runs outside backoff, whose bookkeeping would cost every request; on a
         # retryable failure backoff takes over as if it had made that first try itself.
@@ -672,7 +680,7 @@ class Transport:
     ) -> None:
         hooks = self.hooks.on_response
         debug = logger.isEnabledFor(logging.DEBUG)
-        if not hooks and not debug:
+        if not hooks and not debug and call.observer is None:
             return
         elapsed = time.perf_counter() - started
         if debug:
@@ -684,10 +692,12 @@ class Transport:
                 elapsed * 1000.0,
                 call.attempt + 1,
             )
-        if hooks:
+        if hooks or call.observer is not None:
             event = ResponseEvent(
                 call.method, call.path, status, headers, elapsed, call.attempt, error
             )
+            if call.observer is not None:
+                call.observer(event)
             for hook in hooks:
                 hook(event)
 

@@ -1,0 +1,256 @@
+"""Sweeps: learning about many tasks of a kind per request, from the list endpoints.
+
+:class:`SweepPlanner` (pure) decides what the next sweep lists and when it runs; :func:`walk`
+(the only I/O here) lists the pages. A sweep lists either the kind's *non-final* tasks (a
+watched task missing from them has changed) or, when fewer tasks are final than pending, its
+*final* tasks (a watched task found there has finished), restricted to the creation-time
+window of the watched tasks where the API allows it. Either way a task is delivered only from
+its own retrieve, so a stale or shifting list costs at most an extra request.
+
+Spacing: sweeps spend about ``requests_per_task - 1`` list requests per task they find
+finished (given how many pages the next sweep will take and how fast tasks finish), but are
+never further apart than ``2 x target_delay`` nor closer than ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from ._polling import PollerOptions
+
+if TYPE_CHECKING:
+    from ._transport import RequestOptions
+    from .resources._base import TaskResource
+
+__all__ = ["SweepPlan", "SweepPlanner", "SweepReport", "walk"]
+
+SWEEP_PAGE_LIMIT = 50
+SWEEP_MIN_TASKS = 3
+"""A kind is swept once at least this many of its tasks are watched; fewer are polled alone."""
+SWEEP_MISSES_BEFORE_SOLO = 2
+"""A task absent from this many pending-side sweeps in a row, yet not final, is polled alone."""
+SWEEP_FAILURES_BEFORE_SOLO = 3
+"""Failed (or unusable) sweeps in a row after which the kind's tasks are polled one by one."""
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+Window = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    """What one sweep lists: ``statuses`` (all final ones if ``final_side``), within
+    ``window`` (creation time, RFC 3339) if not ``None``."""
+
+    statuses: tuple[str, ...]
+    final_side: bool
+    window: Window | None
+    known_totals: Mapping[str, int]
+    """Per status, the count the last sweep saw in the same window: a status whose count has
+    not moved (and can only move one way) is not walked past its first page."""
+    max_pages: int
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """What a walk saw."""
+
+    items: list[tuple[str, str | None, datetime | None]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)
+    """Statuses skipped after page one because their count had not moved."""
+    complete: bool = True
+    """False if some status's pages could not all be read (a server that ignores ``page``,
+    more pages than the plan allowed)."""
+    requests: int = 0
+
+
+def window_of(created: Iterable[datetime | None]) -> Window | None:
+    """The creation-time window holding every ``created`` (``None`` while any is unknown)."""
+    oldest = newest = None
+    for value in created:
+        if value is None:
+            return None
+        if oldest is None or value < oldest:
+            oldest = value
+        if newest is None or value > newest:
+            newest = value
+    if oldest is None or newest is None:
+        return None
+    # The filters take whole seconds; widen by one on each side.
+    start = oldest.astimezone(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+    end = newest.astimezone(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
+    return start.strftime(_RFC3339), end.strftime(_RFC3339)
+
+
+def _pages(count: int) -> int:
+    return max(1, math.ceil(count / SWEEP_PAGE_LIMIT))
+
+
+class SweepPlanner:
+    """The sweep state of one kind: what to list next, and when."""
+
+    __slots__ = (
+        "_budget",
+        "_cap",
+        "_floor",
+        "_idle",
+        "_last_at",
+        "_rate",
+        "_tau",
+        "failures",
+        "final_statuses",
+        "pending_statuses",
+        "totals",
+        "use_window",
+    )
+
+    def __init__(
+        self,
+        options: PollerOptions,
+        *,
+        pending_statuses: tuple[str, ...],
+        final_statuses: tuple[str, ...],
+        use_window: bool,
+    ) -> None:
+        schedule = options.schedule()
+        self._floor = schedule.initial
+        cap = schedule.maximum
+        if options.target_delay is not None:
+            cap = min(cap, 2.0 * options.target_delay)
+        self._cap = max(cap, self._floor)
+        self._budget = options.requests_per_task - 1.0
+        self._tau = 4.0 * self._cap
+        self._rate = 0.0
+        self._idle: float | None = None
+        self._last_at: float | None = None
+        self.pending_statuses = pending_statuses
+        self.final_statuses = final_statuses
+        self.use_window = use_window
+        self.totals: dict[tuple[Window | None, str], int] = {}
+        self.failures = 0
+
+    # --- what to list ---------------------------------------------------------------------
+
+    def _estimate(self, window: Window | None, status: str, fallback: int) -> int:
+        return self.totals.get((window, status), fallback)
+
+    def _cost(self, plan_final: bool, window: Window | None, pending: int, finished: int) -> int:
+        if plan_final:
+            first, *rest = self.final_statuses
+            return _pages(self._estimate(window, first, finished)) + sum(
+                _pages(self._estimate(window, s, 0)) for s in rest
+            )
+        if len(self.pending_statuses) == 1:
+            return _pages(self._estimate(window, self.pending_statuses[0], pending))
+        return sum(_pages(self._estimate(window, s, pending)) for s in self.pending_statuses)
+
+    def _final_side(self, window: Window | None, pending: int, finished: int) -> bool:
+        # The final side needs a window: without one it would list the account's history.
+        return window is not None and self._cost(True, window, pending, finished) < self._cost(
+            False, window, pending, finished
+        )
+
+    def cost(self, window: Window | None, pending: int, finished: int) -> int:
+        """The requests the next sweep is expected to take."""
+        if not self.use_window:
+            window = None
+        return self._cost(self._final_side(window, pending, finished), window, pending, finished)
+
+    def plan(
+        self, window: Window | None, pending: int, finished: int, *, allow_skip: bool = True
+    ) -> SweepPlan:
+        """The next sweep for ``pending`` swept tasks (``finished``: tasks of the kind already
+        delivered), listing whichever side costs fewer pages. ``allow_skip=False`` when a
+        task joined since the last sweep (the last counts did not include it)."""
+        if not self.use_window:
+            window = None
+        final = self._final_side(window, pending, finished)
+        statuses = self.final_statuses if final else self.pending_statuses
+        # Totals only move one way within a closed window: finals grow, a single pending
+        # status shrinks. Several pending statuses trade tasks, so their counts prove nothing.
+        skip_ok = allow_skip and window is not None and (final or len(statuses) == 1)
+        known = {s: self.totals[(window, s)] for s in statuses if (window, s) in self.totals}
+        fallback = finished if final else pending
+        expected = sum(self._estimate(window, s, fallback) for s in statuses)
+        return SweepPlan(
+            statuses=statuses,
+            final_side=final,
+            window=window,
+            known_totals=known if skip_ok else {},
+            max_pages=_pages(expected) * 2 + 10,
+        )
+
+    def learned(self, plan: SweepPlan, report: SweepReport) -> None:
+        """Remember the counts a sweep saw, for the next plan and for probe skips."""
+        self.totals = {(plan.window, s): n for s, n in report.totals.items()}
+
+    # --- when -----------------------------------------------------------------------------
+
+    def next_interval(self, now: float, finished: int, next_cost: int) -> float:
+        """Seconds until the next sweep, after one that found ``finished`` tasks changed and
+        before one expected to take ``next_cost`` requests."""
+        if self._last_at is not None:
+            dt = max(now - self._last_at, 1e-6)
+            weight = 1.0 - math.exp(-dt / self._tau)
+            self._rate += weight * (finished / dt - self._rate)
+        self._last_at = now
+        if self._rate * self._tau < 0.5:
+            # Nothing is finishing: back off gradually rather than jump to the cap, so the
+            # first finished tasks are not left waiting a whole interval.
+            idle = self._idle
+            idle = max(self._floor, self._cap / 4) if idle is None else min(self._cap, idle * 1.5)
+            self._idle = idle
+            return idle
+        self._idle = None
+        interval = next_cost / (self._budget * self._rate)
+        return min(max(interval, self._floor), self._cap)
+
+    def failed(self) -> float:
+        """Seconds until the sweep after a failed one (it backs off)."""
+        self.failures += 1
+        return min(self._cap, self._floor * 1.5**self.failures)
+
+
+async def walk(
+    resource: TaskResource[Any, Any, Any], plan: SweepPlan, options: RequestOptions
+) -> SweepReport:
+    """List every page ``plan`` asks for. Stops, and says the walk is incomplete, when a
+    page repeats the previous one (a server that ignores ``page``) or after ``max_pages``."""
+    report = SweepReport()
+    base = {"page_limit": str(SWEEP_PAGE_LIMIT)}
+    if plan.window is not None:
+        base["started_at"], base["ended_at"] = plan.window
+    for status in plan.statuses:
+        previous: list[str | None] | None = None
+        number = 1
+        while True:
+            page = await resource.list_page(
+                {**base, "status": status, "page": str(number)}, options
+            )
+            report.requests += 1
+            info = page.page_info
+            total = info.total_results if info is not None else None
+            if number == 1 and total is not None:
+                report.totals[status] = total
+                if plan.known_totals.get(status) == total:
+                    report.unchanged.add(status)
+                    break
+            items = page.items
+            ids = [item.id for item in items]
+            if previous is not None and ids and ids == previous:
+                report.complete = False  # the same page again: `page` is being ignored
+                break
+            report.items.extend((item.id, item.status, item.created_at) for item in items)
+            total_page = info.total_page if info is not None else None
+            if len(items) < SWEEP_PAGE_LIMIT or (total_page is not None and number >= total_page):
+                break
+            if report.requests >= plan.max_pages:
+                report.complete = False
+                break
+            previous = ids
+            number += 1
+    return report
