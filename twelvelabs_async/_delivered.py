@@ -3,7 +3,8 @@
 A long-running poller must remember delivered ids (adding one again is a no-op), but keeping
 a string, let alone a task object, per id grows without bound. ObjectId-like ids (24 hex
 digits, what the API issues) are packed into two integers and kept in sorted ``array`` blocks
-(12 bytes per id); a small set takes the newest ids and any id of another shape.
+(12 bytes per id, ordered by their most varying part); a set takes the newest ids (at most an
+eighth of them) and any id of another shape.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 def _pack(task_id: str) -> tuple[int, int] | None:
     if len(task_id) != 24 or not _HEX.issuperset(task_id):
         return None
-    return int(task_id[:16], 16), int(task_id[16:], 16)
+    # Same order as the blocks are sorted in (see DeliveredIds._seal).
+    # The low 16 digits (an ObjectId's random part and counter) vary the most: sorting on
+    # them first keeps the runs of equal keys that a lookup scans to one id.
+    return int(task_id[8:], 16), int(task_id[:8], 16)
 
 
 class DeliveredIds:
@@ -57,11 +61,13 @@ class DeliveredIds:
     def add(self, task_id: str) -> None:
         """Remember ``task_id`` (the caller checks it is not already in)."""
         self._count += 1
-        if _pack(task_id) is None:
+        if len(task_id) != 24 or not _HEX.issuperset(task_id):
             self._other.add(task_id)
             return
         self._recent.add(task_id)
-        if len(self._recent) >= _BATCH:
+        # Sealing at an eighth of the total keeps the block count logarithmic (each id is
+        # sorted once, never merged again) and the unsealed strings under ~15 bytes per id.
+        if len(self._recent) >= max(_BATCH, self._count // 8):
             self._seal()
 
     def clear(self) -> None:
@@ -69,12 +75,8 @@ class DeliveredIds:
         self.__init__()  # type: ignore[misc]
 
     def _seal(self) -> None:
-        """Move the recent ids into a sorted block; merge blocks of similar size (so there
-        are O(log n) blocks and each id is copied O(log n) times)."""
-        pairs = sorted(p for p in map(_pack, self._recent) if p is not None)
+        """Move the recent ids into a new sorted block."""
+        keys = sorted([int(t[8:] + t[:8], 16) for t in self._recent])
         self._recent = set()
-        while self._hi and len(self._hi[-1]) <= 2 * len(pairs):
-            his, los = self._hi.pop(), self._lo.pop()
-            pairs = sorted([*pairs, *zip(his, los, strict=True)])
-        self._hi.append(array("Q", [p[0] for p in pairs]))
-        self._lo.append(array("I", [p[1] for p in pairs]))
+        self._hi.append(array("Q", [k >> 32 for k in keys]))
+        self._lo.append(array("I", [k & 0xFFFFFFFF for k in keys]))

@@ -534,7 +534,21 @@ class Scheduler:
         watch.last_task = None
         watch.last_error = None
         self.outbox.append(Outcome(watch.task_id, group.kind, status, task, error))
+        self._compact()
         self._rebalance(group, now)
+
+    def _compact(self) -> None:
+        """Drop heap entries of delivered or rescheduled tasks once they are the majority:
+        a delivered task's deadline entry would otherwise keep its watch alive for hours."""
+        limit = 2 * len(self.watches) + 64
+        if len(self._deadlines) > limit:
+            self._deadlines = [e for e in self._deadlines if e[2].armed and e[2].deadline == e[0]]
+            heapq.heapify(self._deadlines)
+        if len(self._checks) > limit:
+            self._checks = [
+                e for e in self._checks if e[3].state is State.SCHEDULED and e[3].generation == e[2]
+            ]
+            heapq.heapify(self._checks)
 
     def _rebalance(self, group: Group, now: float) -> None:
         """Sweep a kind with enough pending tasks; poll each task of a smaller one alone."""
