@@ -120,9 +120,9 @@ class PollerModel(RuleBasedStateMachine):
             deadline_grace=2.0,
             sweep=sweep,
         )
-        self.sched = Scheduler(options, {KIND: SPEC})
+        self.sched = Scheduler(options)
         ids = [self._new_task(data) for _ in range(count)]
-        self.sched.add(KIND, ids, 0.0)
+        self.sched.add(KIND, ids, 0.0, SPEC)
         self.sched.start(0.0)
         self._drain_jobs()
 
@@ -209,7 +209,7 @@ class PollerModel(RuleBasedStateMachine):
         ids = [self._new_task(data) for _ in range(count)]
         # A delivered id added again is a no-op.
         again = list(self.delivered)[:1]
-        added = self.sched.add(KIND, ids + again, self.now)
+        added = self.sched.add(KIND, ids + again, self.now, SPEC)
         assert added == count
         self._drain_jobs()
 
@@ -384,13 +384,13 @@ def test_a_non_api_error_ends_only_its_task_at_once() -> None:
 def test_delivered_tasks_leave_under_100_bytes_each_behind() -> None:
     """Through the whole scheduler (deadlines armed, as by default): what stays per task
     once it is delivered and its outcome handed on."""
-    sched = Scheduler(PollerOptions(sweep=False), {KIND: SPEC})
+    sched = Scheduler(PollerOptions(sweep=False))
     sched.start(0.0)
     total, batch = 20_000, 5_000
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
     for start in range(0, total, batch):
-        sched.add(KIND, [f"{i:024x}" for i in range(start, start + batch)], 0.0)
+        sched.add(KIND, [f"{i:024x}" for i in range(start, start + batch)], 0.0, SPEC)
         while (job := sched.next_job(3.0)) is not None:
             assert isinstance(job, CheckJob)
             checked = Checked("ready", BASE)
@@ -400,7 +400,7 @@ def test_delivered_tasks_leave_under_100_bytes_each_behind() -> None:
     tracemalloc.stop()
     per_id = (after - before) / total
     assert per_id < 100, f"{per_id:.1f} bytes per delivered id"
-    assert sched.add(KIND, [f"{7:024x}"], 2.0) == 0  # still a no-op to add one again
+    assert sched.add(KIND, [f"{7:024x}"], 2.0, SPEC) == 0  # still a no-op to add one again
 
 
 def test_a_million_delivered_ids_are_remembered_in_under_100_bytes_each() -> None:
@@ -423,18 +423,18 @@ def test_a_million_delivered_ids_are_remembered_in_under_100_bytes_each() -> Non
 
 
 def test_forgetting_delivered_ids_lets_them_be_watched_again() -> None:
-    sched = Scheduler(PollerOptions(sweep=False), {KIND: SPEC})
+    sched = Scheduler(PollerOptions(sweep=False))
     sched.start(0.0)
-    sched.add(KIND, [f"{i:024x}" for i in range(10)], 0.0)
+    sched.add(KIND, [f"{i:024x}" for i in range(10)], 0.0, SPEC)
     while (job := sched.next_job(3.0)) is not None:
         assert isinstance(job, CheckJob)
         sched.check_done(
             job.watch, 1.0, checked=Checked("failed", BASE), task=Checked("failed", BASE)
         )
     assert len(sched.take_outbox()) == 10
-    assert sched.add(KIND, [f"{3:024x}"], 2.0) == 0
+    assert sched.add(KIND, [f"{3:024x}"], 2.0, SPEC) == 0
     assert sched.forget_delivered() == 10
-    assert sched.add(KIND, [f"{3:024x}"], 2.0) == 1
+    assert sched.add(KIND, [f"{3:024x}"], 2.0, SPEC) == 1
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 0.0])

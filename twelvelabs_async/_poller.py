@@ -99,10 +99,9 @@ class Poller:
     ) -> None:
         self.options = options if options is not None else PollerOptions()
         self._transport = transport
-        self._resources = resources
-        self._scheduler = Scheduler(
-            self.options, {k: kind_spec(r) for k, r in resources.items()}, on_change
-        )
+        self._resources = dict(resources)
+        self._seen_kinds: set[TaskKind] = set()
+        self._scheduler = Scheduler(self.options, on_change)
         self._gate = RequestGate(self.options.requests_per_minute)
         self._own_event: ResponseEvent | None = None
         self._request_options = RequestOptions(
@@ -190,8 +189,14 @@ class Poller:
                 task_id.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError(f"task id {task_id!r} cannot be encoded as UTF-8") from None
+        kind = resource.kind
+        # The resource given first for a kind is the one its checks and sweeps go through.
+        if kind not in self._seen_kinds:
+            self._seen_kinds.add(kind)
+            self._resources[kind] = resource
+        used = self._resources[kind]
         now = anyio.current_time() if self._started else 0.0
-        added = self._scheduler.add(resource.kind, ids, now)
+        added = self._scheduler.add(kind, ids, now, kind_spec(used))
         self._outstanding += added
         if added:
             self._wakeup.set()

@@ -15,7 +15,7 @@ import itertools
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -184,13 +184,11 @@ class Scheduler:
     def __init__(
         self,
         options: PollerOptions,
-        specs: Mapping[TaskKind, KindSpec],
         on_change: Callable[[StatusChange], None] | None = None,
     ) -> None:
         self.options = options
         self.schedule = options.schedule()
         self.grace = options.grace()
-        self.specs = specs
         self.on_change = on_change
         self.groups: dict[TaskKind, Group] = {}
         self.watches: dict[tuple[TaskKind, str], Watch] = {}
@@ -206,19 +204,16 @@ class Scheduler:
 
     # --- the public surface -------------------------------------------------------------
 
-    def group(self, kind: TaskKind) -> Group:
-        group = self.groups.get(kind)
-        if group is None:
-            group = self.groups[kind] = Group(kind, self.specs[kind], self.options)
-        return group
-
-    def add(self, kind: TaskKind, task_ids: Iterable[str], now: float) -> int:
-        """Watch ``task_ids``; returns how many were new (watched or delivered: ignored).
+    def add(self, kind: TaskKind, task_ids: Iterable[str], now: float, spec: KindSpec) -> int:
+        """Watch ``task_ids`` of ``kind`` (whose statuses ``spec`` describes); returns how
+        many were new (ids already watched or delivered are ignored).
 
         Raises ``ValueError`` for an id that is not a non-empty string or cannot be encoded
         (a lone surrogate): it could never be sent, so it is refused up front.
         """
-        group = self.group(kind)
+        group = self.groups.get(kind)
+        if group is None:
+            group = self.groups[kind] = Group(kind, spec, self.options)
         added: list[Watch] = []
         for task_id in task_ids:
             if not isinstance(task_id, str) or not task_id:
