@@ -40,7 +40,7 @@ DEFAULT_MAX_POLL_INTERVAL = 30.0
 DEFAULT_TASK_TIMEOUT = 6 * 3600.0
 """Default deadline of ``wait()`` and of each task in a poller: six hours. Pass ``None`` for no
 deadline at all."""
-DEFAULT_TARGET_DELAY = 8.0
+DEFAULT_TARGET_DELAY = 10.0
 """Default typical (median) delay, in seconds, between a task finishing and its delivery by
 a sweeping poller."""
 DEFAULT_REQUESTS_PER_TASK = 1.25

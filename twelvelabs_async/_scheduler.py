@@ -293,10 +293,11 @@ class Scheduler:
                     group.next_sweep = now + self.schedule.initial
                     continue
                 window = window_of(w.created_at for w in members)
-                # A task that joined since the last sweep began was not in its counts.
-                fresh = any(w.epoch >= group.epoch for w in members)
                 plan = group.planner.plan(
-                    window, len(members), group.finished, allow_skip=not fresh
+                    window,
+                    len(members),
+                    group.finished,
+                    newest_member=max(w.epoch for w in members),
                 )
                 group.epoch += 1
                 job = SweepJob(group, plan, group.epoch)
@@ -385,7 +386,7 @@ class Scheduler:
             logger.info("sweep of %s tasks failed: %s", group.kind, error)
         changed = 0
         if report is not None:
-            planner.learned(job.plan, report)
+            planner.learned(job.plan, report, job.epoch)
             changed = self._read_sweep(group, job, report, now)
         if report is None or not report.complete:
             delay = planner.failed()
@@ -399,7 +400,7 @@ class Scheduler:
             members = group.swept()
             window = window_of(w.created_at for w in members)
             next_cost = planner.cost(window, len(members), group.finished)
-            delay = planner.next_interval(now, changed, next_cost)
+            delay = planner.next_interval(now, changed, report.requests, next_cost)
         if group.active:
             group.next_sweep = now + delay
 

@@ -96,10 +96,13 @@ class SweepPlanner:
     __slots__ = (
         "_budget",
         "_cap",
+        "_final_turns",
         "_floor",
+        "_found",
         "_idle",
         "_last_at",
         "_rate",
+        "_spent",
         "_tau",
         "failures",
         "final_statuses",
@@ -130,18 +133,24 @@ class SweepPlanner:
         self.pending_statuses = pending_statuses
         self.final_statuses = final_statuses
         self.use_window = use_window
-        self.totals: dict[tuple[Window | None, str], int] = {}
+        self.totals: dict[tuple[Window | None, str], tuple[int, int]] = {}
+        """(window, status) -> (count, number of the sweep that saw it)."""
+        self._final_turns = 0
+        self._spent = 0
+        self._found = 0
         self.failures = 0
 
     # --- what to list ---------------------------------------------------------------------
 
     def _estimate(self, window: Window | None, status: str, fallback: int) -> int:
-        return self.totals.get((window, status), fallback)
+        known = self.totals.get((window, status))
+        return fallback if known is None else known[0]
 
-    def _cost(self, plan_final: bool, window: Window | None, pending: int, finished: int) -> int:
-        if plan_final:
+    def _cost(self, final: bool, window: Window | None, pending: int, finished: int) -> float:
+        if final:
+            # The other final statuses (failed, canceled) are listed every other time.
             first, *rest = self.final_statuses
-            return _pages(self._estimate(window, first, finished)) + sum(
+            return _pages(self._estimate(window, first, finished)) + 0.5 * sum(
                 _pages(self._estimate(window, s, 0)) for s in rest
             )
         if len(self.pending_statuses) == 1:
@@ -154,45 +163,62 @@ class SweepPlanner:
             False, window, pending, finished
         )
 
-    def cost(self, window: Window | None, pending: int, finished: int) -> int:
+    def cost(self, window: Window | None, pending: int, finished: int) -> float:
         """The requests the next sweep is expected to take."""
         if not self.use_window:
             window = None
         return self._cost(self._final_side(window, pending, finished), window, pending, finished)
 
     def plan(
-        self, window: Window | None, pending: int, finished: int, *, allow_skip: bool = True
+        self, window: Window | None, pending: int, finished: int, *, newest_member: int = 0
     ) -> SweepPlan:
         """The next sweep for ``pending`` swept tasks (``finished``: tasks of the kind already
-        delivered), listing whichever side costs fewer pages. ``allow_skip=False`` when a
-        task joined since the last sweep (the last counts did not include it)."""
+        delivered), listing whichever side costs fewer pages. ``newest_member`` is the number
+        of the last sweep that began before the newest member joined: counts taken before it
+        did not include that member, so they cannot prove that nothing changed."""
         if not self.use_window:
             window = None
         final = self._final_side(window, pending, finished)
-        statuses = self.final_statuses if final else self.pending_statuses
+        statuses = self.pending_statuses
+        if final:
+            self._final_turns += 1
+            statuses = self.final_statuses
+            if self._final_turns % 2 == 0:
+                # Most tasks end ``ready``: every other final-side sweep lists only that
+                # status (a failed task then waits at most one more sweep).
+                statuses = statuses[:1]
         # Totals only move one way within a closed window: finals grow, a single pending
         # status shrinks. Several pending statuses trade tasks, so their counts prove nothing.
-        skip_ok = allow_skip and window is not None and (final or len(statuses) == 1)
-        known = {s: self.totals[(window, s)] for s in statuses if (window, s) in self.totals}
+        known: dict[str, int] = {}
+        if window is not None and (final or len(statuses) == 1):
+            for status in statuses:
+                seen = self.totals.get((window, status))
+                if seen is not None and seen[1] > newest_member:
+                    known[status] = seen[0]
         fallback = finished if final else pending
         expected = sum(self._estimate(window, s, fallback) for s in statuses)
         return SweepPlan(
             statuses=statuses,
             final_side=final,
             window=window,
-            known_totals=known if skip_ok else {},
+            known_totals=known,
             max_pages=_pages(expected) * 2 + 10,
         )
 
-    def learned(self, plan: SweepPlan, report: SweepReport) -> None:
-        """Remember the counts a sweep saw, for the next plan and for probe skips."""
-        self.totals = {(plan.window, s): n for s, n in report.totals.items()}
+    def learned(self, plan: SweepPlan, report: SweepReport, epoch: int) -> None:
+        """Remember the counts sweep number ``epoch`` saw, for later plans and probe skips."""
+        if any(key[0] != plan.window for key in self.totals):
+            self.totals = {}
+        for status, count in report.totals.items():
+            self.totals[(plan.window, status)] = (count, epoch)
 
     # --- when -----------------------------------------------------------------------------
 
-    def next_interval(self, now: float, finished: int, next_cost: int) -> float:
-        """Seconds until the next sweep, after one that found ``finished`` tasks changed and
-        before one expected to take ``next_cost`` requests."""
+    def next_interval(self, now: float, finished: int, spent: int, next_cost: float) -> float:
+        """Seconds until the next sweep, after one that spent ``spent`` requests and found
+        ``finished`` tasks changed, before one expected to take ``next_cost`` requests."""
+        self._spent += spent
+        self._found += finished
         if self._last_at is not None:
             dt = max(now - self._last_at, 1e-6)
             weight = 1.0 - math.exp(-dt / self._tau)
@@ -202,11 +228,14 @@ class SweepPlanner:
             # Nothing is finishing: back off gradually rather than jump to the cap, so the
             # first finished tasks are not left waiting a whole interval.
             idle = self._idle
-            idle = max(self._floor, self._cap / 4) if idle is None else min(self._cap, idle * 1.5)
+            idle = max(self._floor, self._cap / 3) if idle is None else min(self._cap, idle * 1.5)
             self._idle = idle
             return idle
         self._idle = None
-        interval = next_cost / (self._budget * self._rate)
+        # Spend the budget per task found, less whatever earlier sweeps overspent (the idle
+        # ones before anything finished, those the target delay forced closer together).
+        budget = self._budget * min(1.0, (self._budget * self._found + 2.0) / max(self._spent, 1))
+        interval = next_cost / (budget * self._rate)
         return min(max(interval, self._floor), self._cap)
 
     def failed(self) -> float:
