@@ -181,14 +181,7 @@ class Poller:
         """
         if self._closed:
             raise ClientClosedError("This poller is closed; open a new one.")
-        ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
-        for task_id in ids:
-            if not isinstance(task_id, str) or not task_id:
-                raise ValueError(f"task ids must be non-empty strings, got {task_id!r}")
-            try:
-                task_id.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"task id {task_id!r} cannot be encoded as UTF-8") from None
+        ids = [task_ids] if isinstance(task_ids, str) else task_ids
         kind = resource.kind
         # The resource given first for a kind is the one its checks and sweeps go through.
         if kind not in self._seen_kinds:

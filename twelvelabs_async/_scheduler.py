@@ -214,14 +214,9 @@ class Scheduler:
         group = self.groups.get(kind)
         if group is None:
             group = self.groups[kind] = Group(kind, spec, self.options)
+        ids = check_task_ids(task_ids)
         added: list[Watch] = []
-        for task_id in task_ids:
-            if not isinstance(task_id, str) or not task_id:
-                raise ValueError(f"task ids must be non-empty strings, got {task_id!r}")
-            try:
-                task_id.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"task id {task_id!r} cannot be encoded as UTF-8") from None
+        for task_id in ids:
             key = (kind, task_id)
             if key in self.watches or task_id in group.delivered:
                 continue
@@ -400,7 +395,9 @@ class Scheduler:
             members = group.swept()
             window = window_of(w.created_at for w in members)
             next_cost = planner.cost(window, len(members), group.finished)
-            delay = planner.next_interval(now, changed, report.requests, next_cost)
+            delay = planner.next_interval(
+                now, changed, report.requests, next_cost, len(group.pending)
+            )
         if group.active:
             group.next_sweep = now + delay
 
@@ -608,3 +605,17 @@ class Scheduler:
 
 
 _MISSING: Any = object()
+
+
+def check_task_ids(task_ids: Iterable[str]) -> list[str]:
+    """``task_ids`` as a list, or ``ValueError`` (for the whole call) if one is not a
+    non-empty string or cannot be encoded (a lone surrogate could never be sent)."""
+    ids = list(task_ids)
+    for task_id in ids:
+        if not isinstance(task_id, str) or not task_id:
+            raise ValueError(f"task ids must be non-empty strings, got {task_id!r}")
+        try:
+            task_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"task id {task_id!r} cannot be encoded as UTF-8") from None
+    return ids

@@ -9,7 +9,7 @@ its own retrieve, so a stale or shifting list costs at most an extra request.
 
 Spacing: sweeps spend about ``requests_per_task - 1`` list requests per task they find
 finished (given how many pages the next sweep will take and how fast tasks finish), but are
-never further apart than ``2 x target_delay`` nor closer than ``poll_interval``.
+never further apart than ``1.9 x target_delay`` nor closer than ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ SWEEP_MISSES_BEFORE_SOLO = 2
 """A task absent from this many pending-side sweeps in a row, yet not final, is polled alone."""
 SWEEP_FAILURES_BEFORE_SOLO = 3
 """Failed (or unusable) sweeps in a row after which the kind's tasks are polled one by one."""
+SWEEP_SPACING_PER_TARGET = 1.9
+"""Sweeps are at most this many ``target_delay`` apart: a task finishing at a random moment
+waits half the spacing on average, and its retrieve a little more."""
 _RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 Window = tuple[str, str]
@@ -102,6 +105,7 @@ class SweepPlanner:
         "_idle",
         "_last_at",
         "_rate",
+        "_rest_every",
         "_spent",
         "_tau",
         "failures",
@@ -123,7 +127,7 @@ class SweepPlanner:
         self._floor = schedule.initial
         cap = schedule.maximum
         if options.target_delay is not None:
-            cap = min(cap, 2.0 * options.target_delay)
+            cap = min(cap, SWEEP_SPACING_PER_TARGET * options.target_delay)
         self._cap = max(cap, self._floor)
         self._budget = options.requests_per_task - 1.0
         self._tau = 4.0 * self._cap
@@ -136,6 +140,7 @@ class SweepPlanner:
         self.totals: dict[tuple[Window | None, str], tuple[int, int]] = {}
         """(window, status) -> (count, number of the sweep that saw it)."""
         self._final_turns = 0
+        self._rest_every = 4
         self._spent = 0
         self._found = 0
         self.failures = 0
@@ -148,10 +153,11 @@ class SweepPlanner:
 
     def _cost(self, final: bool, window: Window | None, pending: int, finished: int) -> float:
         if final:
-            # The other final statuses (failed, canceled) are listed every other time.
+            # The other final statuses (failed, canceled) are listed every 2nd-4th time.
             first, *rest = self.final_statuses
-            return _pages(self._estimate(window, first, finished)) + 0.5 * sum(
-                _pages(self._estimate(window, s, 0)) for s in rest
+            return (
+                _pages(self._estimate(window, first, finished))
+                + sum(_pages(self._estimate(window, s, 0)) for s in rest) / self._rest_every
             )
         if len(self.pending_statuses) == 1:
             return _pages(self._estimate(window, self.pending_statuses[0], pending))
@@ -183,9 +189,10 @@ class SweepPlanner:
         if final:
             self._final_turns += 1
             statuses = self.final_statuses
-            if self._final_turns % 2 == 0:
-                # Most tasks end ``ready``: every other final-side sweep lists only that
-                # status (a failed task then waits at most one more sweep).
+            if self._final_turns % self._rest_every:
+                # Most tasks end ``ready``: the other final statuses are listed every 4th
+                # final-side sweep, every other one once they grow (a failed task then waits
+                # a few sweeps at most; pending-side sweeps see it at once).
                 statuses = statuses[:1]
         # Totals only move one way within a closed window: finals grow, a single pending
         # status shrinks. Several pending statuses trade tasks, so their counts prove nothing.
@@ -209,14 +216,23 @@ class SweepPlanner:
         """Remember the counts sweep number ``epoch`` saw, for later plans and probe skips."""
         if any(key[0] != plan.window for key in self.totals):
             self.totals = {}
+        rest = set(self.final_statuses[1:]) & set(report.totals) if plan.final_side else set()
+        if rest:
+            grew = any(
+                report.totals[s] != self.totals.get((plan.window, s), (0, 0))[0] for s in rest
+            )
+            self._rest_every = 2 if grew else min(4, self._rest_every + 1)
         for status, count in report.totals.items():
             self.totals[(plan.window, status)] = (count, epoch)
 
     # --- when -----------------------------------------------------------------------------
 
-    def next_interval(self, now: float, finished: int, spent: int, next_cost: float) -> float:
+    def next_interval(
+        self, now: float, finished: int, spent: int, next_cost: float, pending: int
+    ) -> float:
         """Seconds until the next sweep, after one that spent ``spent`` requests and found
-        ``finished`` tasks changed, before one expected to take ``next_cost`` requests."""
+        ``finished`` tasks changed, before one expected to take ``next_cost`` requests, with
+        ``pending`` tasks still to find."""
         self._spent += spent
         self._found += finished
         if self._last_at is not None:
@@ -232,9 +248,11 @@ class SweepPlanner:
             self._idle = idle
             return idle
         self._idle = None
-        # Spend the budget per task found, less whatever earlier sweeps overspent (the idle
-        # ones before anything finished, those the target delay forced closer together).
-        budget = self._budget * min(1.0, (self._budget * self._found + 2.0) / max(self._spent, 1))
+        # What is left of the whole budget (every task found or still pending), shared by the
+        # pending tasks: sweeps that overspent (idle ones before anything finished, those the
+        # target delay forced closer together) are repaid, underspending is caught up.
+        allowance = self._budget * (self._found + pending) + 2.0 - self._spent
+        budget = min(2 * self._budget, max(0.1 * self._budget, allowance / max(pending, 1)))
         interval = next_cost / (budget * self._rate)
         return min(max(interval, self._floor), self._cap)
 
