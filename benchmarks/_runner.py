@@ -764,7 +764,7 @@ def scenario_f(cfg: Config) -> dict[str, Any]:
             "loops would need 400 requests/s in real time (12,000/s at 1/30).",
             "Default poller settings otherwise (PollerOptions(), every duration scaled): "
             "max_concurrency 16, sweeps on, 50 tasks per list request, target_delay 10 s "
-            "(sweeps at most 20 s apart), requests_per_task 1.25 (sweeps spend up to 0.25 list "
+            "(sweeps at most 19 s apart), requests_per_task 1.25 (sweeps spend up to 0.25 list "
             "requests per task they find finished, each sweep listing whichever side, "
             "non-final or final tasks of the creation window, takes fewer pages).",
             "Trade curve (2,000 tasks at the fixed loop's scale, one run each): "

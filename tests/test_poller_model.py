@@ -244,7 +244,7 @@ class PollerModel(RuleBasedStateMachine):
         data=st.data(),
         stale=st.sampled_from([0.0, 0.0, 3.0]),
         drop=st.sampled_from([0, 0, 1]),
-        mode=st.sampled_from(["ok", "ok", "ok", "repeat", "error"]),
+        mode=st.sampled_from(["ok"] * 8 + ["repeat", "error"]),
     )
     def finish_a_job(self, data: st.DataObject, stale: float, drop: int, mode: str) -> None:
         index = data.draw(st.integers(0, len(self.inflight) - 1))
@@ -339,8 +339,8 @@ def _rfc(value: datetime) -> str:
 
 
 PollerModel.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=40,
+    max_examples=200,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

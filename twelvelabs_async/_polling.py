@@ -109,7 +109,7 @@ class PollerOptions:
         max_retries: transport retries of each request (the poller also re-polls).
         sweep: learn about many tasks per request from the list endpoints (3+ tasks of a kind).
         target_delay: for swept tasks, the median delay (seconds) you want between a task
-            finishing and its delivery: sweeps are never more than twice this apart. ``None``
+            finishing and its delivery: sweeps are never more than 1.9 times this apart. ``None``
             lets ``requests_per_task`` alone decide. Scaled like the poll intervals.
         requests_per_task: the request budget per task of a sweeping poller (one retrieve
             plus list requests); sweeps run as often as it allows, never less often than
