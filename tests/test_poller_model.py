@@ -271,7 +271,7 @@ class PollerModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def notify(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.tasks)))
-        pending = (KIND, task_id) in self.sched.watches
+        pending = self.sched.is_pending(KIND, task_id)
         assert self.sched.notify(task_id, KIND, self.now) == pending
         self._drain_jobs()
 
@@ -289,7 +289,7 @@ class PollerModel(RuleBasedStateMachine):
             task.faults = [f for f in task.faults if f != "404"][:2]
         for _ in range(5000):
             self._collect()
-            if not self.sched.watches:
+            if not self.sched.pending:
                 break
             if self.inflight:
                 job, _ = self.inflight.pop(0)
@@ -302,12 +302,12 @@ class PollerModel(RuleBasedStateMachine):
                 self.sched.check_invariant()
                 continue
             wake = self.sched.next_wakeup()
-            assert wake < math.inf, f"stuck: {list(self.sched.watches.values())}"
+            assert wake < math.inf, f"stuck: {self.sched.groups}"
             self.now = max(self.now, wake)
             self._drain_jobs()
             self.sched.check_invariant()
         self._collect()
-        assert not self.sched.watches, "the poller never finished"
+        assert not self.sched.pending, "the poller never finished"
         assert set(self.delivered) == set(self.tasks)
         assert all(n == 1 for n in self.delivered_count.values()), "delivered twice"
         for task_id, outcome in self.delivered.items():

@@ -87,6 +87,7 @@ class Poller:
     """Watches tasks of every kind concurrently until each is final; see ``client.poller()``.
 
     Use it as an async context manager; leaving the block stops all polling at once.
+    ``options`` is the :class:`PollerOptions` in force.
     """
 
     def __init__(
@@ -119,7 +120,7 @@ class Poller:
         self._results_recv: MemoryObjectReceiveStream[Outcome]
 
     def __repr__(self) -> str:
-        return f"<Poller watched={len(self._scheduler.watches)} pending={self._outstanding}>"
+        return f"<Poller watched={self._scheduler.counts['watched']} pending={self._outstanding}>"
 
     # --- lifecycle ------------------------------------------------------------------------
 

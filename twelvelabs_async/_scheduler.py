@@ -191,7 +191,8 @@ class Scheduler:
         self.grace = options.grace()
         self.on_change = on_change
         self.groups: dict[TaskKind, Group] = {}
-        self.watches: dict[tuple[TaskKind, str], Watch] = {}
+        self.pending = 0
+        """Watched tasks not yet delivered (each is in its group's ``pending``)."""
         self.inflight: set[Watch] = set()
         self.outbox: list[Outcome] = []
         self.counts: Counter[str] = Counter()
@@ -199,7 +200,10 @@ class Scheduler:
         self.started = False
         self.stopped: BaseException | None = None
         self._checks: list[tuple[float, int, int, Watch]] = []
-        self._deadlines: list[tuple[float, int, Watch]] = []
+        # Deadlines grouped by time: the tasks of one add() share one (8 bytes each).
+        self._deadline_times: list[float] = []
+        self._deadline_lists: dict[float, list[Watch]] = {}
+        self._deadline_entries = 0
         self._seq = itertools.count()
 
     # --- the public surface -------------------------------------------------------------
@@ -217,30 +221,36 @@ class Scheduler:
         ids = check_task_ids(task_ids)
         added: list[Watch] = []
         for task_id in ids:
-            key = (kind, task_id)
-            if key in self.watches or task_id in group.delivered:
+            if task_id in group.pending or task_id in group.delivered:
                 continue
             watch = Watch(task_id, group, self.schedule, self.grace)
-            self.watches[key] = watch
             group.pending[task_id] = watch
             self.pending_by_status["unknown"] += 1
             added.append(watch)
         if not added:
             return 0
+        self.pending += len(added)
         self.counts["watched"] += len(added)
         if self.started:
+            # Activate the kind's sweeps first, so new tasks join them directly instead of
+            # leaving a first check behind in the heap.
+            self._rebalance(group, now)
             for watch in added:
                 self._begin(watch, now)
-            self._rebalance(group, now)
         return len(added)
 
     def start(self, now: float) -> None:
         """The poller started: deadlines count from now, first checks are spread out."""
         self.started = True
-        for watch in list(self.watches.values()):
-            self._begin(watch, now)
         for group in self.groups.values():
             self._rebalance(group, now)
+            for watch in list(group.pending.values()):
+                self._begin(watch, now)
+
+    def is_pending(self, kind: TaskKind, task_id: str) -> bool:
+        """Whether ``task_id`` of ``kind`` is watched and not yet delivered."""
+        group = self.groups.get(kind)
+        return group is not None and task_id in group.pending
 
     def notify(self, task_id: str, kind: TaskKind | None, now: float) -> bool:
         """Check ``task_id`` now; returns whether it is watched and pending."""
@@ -271,16 +281,19 @@ class Scheduler:
         """The next job due at ``now`` (``None``: nothing is due)."""
         if self.stopped is not None:
             return None
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            when, _, watch = heapq.heappop(deadlines)
-            if not watch.armed or watch.deadline != when:
-                continue
-            watch.armed = False
-            if watch.state is State.SWEPT:
-                self._apply(watch, watch.on_deadline(now), now)
-            elif watch.state is State.SCHEDULED and watch.due > when:
-                self._schedule(watch, now)  # cannot happen: the engine clamps; be safe
+        times = self._deadline_times
+        while times and times[0] <= now:
+            when = heapq.heappop(times)
+            due = self._deadline_lists.pop(when)
+            self._deadline_entries -= len(due)
+            for watch in due:
+                if not watch.armed or watch.deadline != when:
+                    continue  # delivered meanwhile
+                watch.armed = False
+                if watch.state is State.SWEPT:
+                    self._apply(watch, watch.on_deadline(now), now)
+                elif watch.state is State.SCHEDULED and watch.due > when:
+                    self._schedule(watch, now)  # cannot happen: the engine clamps; be safe
         for group in self.groups.values():
             if group.active and group.sweeping is None and group.next_sweep <= now:
                 members = group.swept()
@@ -320,8 +333,8 @@ class Scheduler:
         ):
             heapq.heappop(checks)
         when = checks[0][0] if checks else math.inf
-        if self._deadlines:
-            when = min(when, self._deadlines[0][0])
+        if self._deadline_times:
+            when = min(when, self._deadline_times[0])
         for group in self.groups.values():
             if group.active and group.sweeping is None:
                 when = min(when, group.next_sweep)
@@ -418,12 +431,13 @@ class Scheduler:
         if not self.started or self.stopped is not None:
             return
         live_checks = {(id(w), gen) for _, _, gen, w in self._checks if w.state is State.SCHEDULED}
-        armed = {(id(w), when) for when, _, w in self._deadlines}
+        armed = {(id(w), when) for when, due in self._deadline_lists.items() for w in due}
+        assert sorted(self._deadline_times) == sorted(self._deadline_lists)
         pending = 0
         for group in self.groups.values():
             for task_id, watch in group.pending.items():
                 pending += 1
-                assert self.watches.get((group.kind, task_id)) is watch, task_id
+                assert watch.task_id == task_id
                 assert task_id not in group.delivered, task_id
                 state = watch.state
                 if state is State.SCHEDULED:
@@ -444,16 +458,21 @@ class Scheduler:
                     assert state is not State.SWEPT, f"{watch}: swept past its deadline"
                     if state is State.SCHEDULED:
                         assert watch.due <= watch.cutoff(), f"{watch}: checked too late"
-        assert pending == len(self.watches)
+        assert pending == self.pending
 
     # --- internals ----------------------------------------------------------------------
 
     def _begin(self, watch: Watch, now: float) -> None:
         timeout = self.options.timeout
         if timeout is not None:
-            watch.deadline = now + timeout
+            watch.deadline = when = now + timeout
             watch.armed = True
-            heapq.heappush(self._deadlines, (watch.deadline, next(self._seq), watch))
+            due = self._deadline_lists.get(when)
+            if due is None:
+                due = self._deadline_lists[when] = []
+                heapq.heappush(self._deadline_times, when)
+            due.append(watch)
+            self._deadline_entries += 1
         group = watch.group
         if group.active:
             self._join_sweeps(watch)
@@ -509,8 +528,8 @@ class Scheduler:
         self, watch: Watch, status: str, task: Any, error: BaseException | None, now: float
     ) -> None:
         group = watch.group
-        del self.watches[(group.kind, watch.task_id)]
         del group.pending[watch.task_id]
+        self.pending -= 1
         self.inflight.discard(watch)
         watch.generation += 1
         watch.armed = False
@@ -533,10 +552,16 @@ class Scheduler:
     def _compact(self) -> None:
         """Drop heap entries of delivered or rescheduled tasks once they are the majority:
         a delivered task's deadline entry would otherwise keep its watch alive for hours."""
-        limit = 2 * len(self.watches) + 64
-        if len(self._deadlines) > limit:
-            self._deadlines = [e for e in self._deadlines if e[2].armed and e[2].deadline == e[0]]
-            heapq.heapify(self._deadlines)
+        limit = 2 * self.pending + 64
+        if self._deadline_entries > limit:
+            lists = {
+                when: [w for w in due if w.armed and w.deadline == when]
+                for when, due in self._deadline_lists.items()
+            }
+            self._deadline_lists = {when: due for when, due in lists.items() if due}
+            self._deadline_times = list(self._deadline_lists)
+            heapq.heapify(self._deadline_times)
+            self._deadline_entries = sum(map(len, self._deadline_lists.values()))
         if len(self._checks) > limit:
             self._checks = [
                 e for e in self._checks if e[3].state is State.SCHEDULED and e[3].generation == e[2]
