@@ -303,3 +303,26 @@ async def test_options_and_keywords_combine(client: AsyncTwelveLabs) -> None:
         client.poller(timeout=-1)
     with pytest.raises(ValueError, match="max_poll_interval"):
         await client.embed.v2.tasks.wait("x" * 24, max_poll_interval=math.inf)
+
+
+def test_the_command_line_builds_its_poller_from_poller_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from twelvelabs_async._cli import build_parser
+    from twelvelabs_async._cli._watch import poller_options
+
+    parser = build_parser()
+    flags = ["--timeout", "60", "--target-delay", "3", "--requests-per-task", "1.5"]
+    flags += ["--poll-interval", "0.5", "--max-concurrency", "4"]
+    args = parser.parse_args(["watch", "embed-v2", "x", *flags])
+    options = poller_options(args)
+    assert options == PollerOptions(
+        timeout=60.0, target_delay=3.0, requests_per_task=1.5, poll_interval=0.5, max_concurrency=4
+    )
+    defaults = poller_options(parser.parse_args(["watch", "embed-v2", "x"]))
+    assert defaults == PollerOptions(timeout=6 * 3600.0)
+    for bad in (["--poll-interval", "inf"], ["--timeout", "nan"], ["--requests-per-task", "1"]):
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(["watch", "embed-v2", "x", *bad])
+        assert exited.value.code == 2
+    assert "must be" in capsys.readouterr().err
