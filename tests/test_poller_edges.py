@@ -17,6 +17,7 @@ from aiohttp import web
 from tests.helpers import catch_all, serve_app
 from twelvelabs_async import (
     AsyncTwelveLabs,
+    AuthenticationError,
     Outcome,
     PollerOptions,
     RateLimitError,
@@ -272,6 +273,53 @@ async def test_sweeps_stop_walking_a_list_that_ignores_page() -> None:
     assert len(outcomes) == 60
     assert {o.status for o in outcomes} == {"ready"}
     assert lists <= 12  # a few sweeps of two pages each, then task by task
+
+
+async def test_sweep_pages_are_fetched_in_parallel_within_max_concurrency(
+    fake: FakeTwelveLabs,
+) -> None:
+    ids = fake.add_tasks("embed_v2", 400, finish_after_seconds=0.3)
+    fake.faults.push("GET /v1.3/embed-v2/tasks", times=40, delay=0.03)  # slow list pages
+    in_flight = peak = 0
+
+    def on_request(method: str, path: str, attempt: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+
+    def on_response(event: object) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
+        client.hooks.on_request.append(on_request)
+        client.hooks.on_response.append(on_response)
+        with anyio.fail_after(10):
+            async with client.poller(
+                max_concurrency=4, poll_interval=0.05, max_poll_interval=0.2
+            ) as poller:
+                poller.add(client.embed.v2.tasks, ids)
+                outcomes = await collect(poller)
+    assert len(outcomes) == 400
+    assert {o.status for o in outcomes} == {"ready"}
+    assert 2 <= peak <= 4  # pages went out together, never more than max_concurrency
+
+
+async def test_a_refused_key_on_a_parallel_sweep_page_stops_the_poller_as_itself(
+    fake: FakeTwelveLabs, client: AsyncTwelveLabs
+) -> None:
+    ids = fake.add_tasks("embed_v2", 200, finish_after_seconds=NEVER)
+    fake.faults.push("GET /v1.3/embed-v2/tasks", times=1, delay=0.01)  # page one answers
+    fake.faults.push("GET /v1.3/embed-v2/tasks", times=100, status=401)  # the rest refuse
+
+    async def watch() -> None:
+        async with client.poller(poll_interval=0.05, max_poll_interval=0.2) as poller:
+            poller.add(client.embed.v2.tasks, ids)
+            await collect(poller)
+
+    with anyio.fail_after(5), pytest.raises(AuthenticationError) as info:
+        await watch()
+    assert type(info.value) is AuthenticationError  # never an exception group
 
 
 # --- knobs in one place -------------------------------------------------------------------------

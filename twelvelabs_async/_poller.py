@@ -114,6 +114,9 @@ class Poller:
         self._started = False
         self._closed = False
         self._stack = contextlib.AsyncExitStack()
+        # Every request holds a token: a sweep's parallel pages and the checks together never
+        # exceed max_concurrency in flight. Created on entry (it needs the running loop).
+        self._limiter: anyio.CapacityLimiter
         self._inner_scope: anyio.CancelScope | None = None
         # Created on entry: a poller that is never entered holds no open streams.
         self._results_send: MemoryObjectSendStream[Outcome]
@@ -131,6 +134,7 @@ class Poller:
         self._results_send, self._results_recv = anyio.create_memory_object_stream[Outcome](
             math.inf
         )
+        self._limiter = anyio.CapacityLimiter(self.options.max_concurrency)
         self._scheduler.start(anyio.current_time())
         if self.options.pause_on_client_429:
             hooks = self._transport.hooks.on_response
@@ -294,10 +298,11 @@ class Poller:
         # still answer, but not forever.
         with anyio.CancelScope(deadline=watch.cutoff()) as scope:
             try:
-                checked = await resource.check(watch.task_id, options)
-                if checked.is_final:
-                    task = await resource.complete(checked, watch.task_id, options)
-                else:
+                async with self._limiter:
+                    checked = await resource.check(watch.task_id, options)
+                    if checked.is_final:
+                        task = await resource.complete(checked, watch.task_id, options)
+                if not checked.is_final:
                     note_unknown_status(resource.kind, checked.status, resource.known_statuses)
             except Exception as exc:  # every failure is this one task's problem
                 error = exc
@@ -313,7 +318,13 @@ class Poller:
     async def _sweep(self, job: SweepJob) -> None:
         resource = self._resources[job.group.kind]
         try:
-            report = await walk(resource, job.plan, self._request_options)
+            report = await walk(
+                resource,
+                job.plan,
+                self._request_options,
+                limiter=self._limiter,
+                parallel=max(1, min(8, self.options.max_concurrency // 2)),
+            )
         except Exception as error:
             self._scheduler.sweep_done(job, anyio.current_time(), None, error)
         else:

@@ -15,11 +15,14 @@ never further apart than ``1.9 x target_delay`` nor closer than ``poll_interval`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from ._exceptions import AuthenticationError, PermissionDeniedError
 from ._polling import PollerOptions
 
 if TYPE_CHECKING:
@@ -263,41 +266,107 @@ class SweepPlanner:
 
 
 async def walk(
-    resource: TaskResource[Any, Any, Any], plan: SweepPlan, options: RequestOptions
+    resource: TaskResource[Any, Any, Any],
+    plan: SweepPlan,
+    options: RequestOptions,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+    parallel: int = 1,
 ) -> SweepReport:
-    """List every page ``plan`` asks for. Stops, and says the walk is incomplete, when a
-    page repeats the previous one (a server that ignores ``page``) or after ``max_pages``."""
+    """List every page ``plan`` asks for: page one, then (once ``total_page`` says how many
+    there are) up to ``parallel`` pages at a time, each request holding a ``limiter`` token.
+    Stops, and says the walk is incomplete, when a page repeats the one before it (a server
+    that ignores ``page``) or after ``max_pages``."""
     report = SweepReport()
     base = {"page_limit": str(SWEEP_PAGE_LIMIT)}
     if plan.window is not None:
         base["started_at"], base["ended_at"] = plan.window
+
+    async def fetch(status: str, number: int) -> Any:
+        params = {**base, "status": status, "page": str(number)}
+        if limiter is None:
+            return await resource.list_page(params, options)
+        async with limiter:
+            return await resource.list_page(params, options)
+
     for status in plan.statuses:
-        previous: list[str | None] | None = None
-        number = 1
-        while True:
-            page = await resource.list_page(
-                {**base, "status": status, "page": str(number)}, options
-            )
-            report.requests += 1
-            info = page.page_info
-            total = info.total_results if info is not None else None
-            if number == 1 and total is not None:
-                report.totals[status] = total
-                if plan.known_totals.get(status) == total:
-                    report.unchanged.add(status)
-                    break
-            items = page.items
-            ids = [item.id for item in items]
-            if previous is not None and ids and ids == previous:
+        page = await fetch(status, 1)
+        report.requests += 1
+        info = page.page_info
+        total = info.total_results if info is not None else None
+        if total is not None:
+            report.totals[status] = total
+            if plan.known_totals.get(status) == total:
+                report.unchanged.add(status)
+                continue
+        previous = _read_page(report, page)
+        total_page = info.total_page if info is not None else None
+        if len(page.items) < SWEEP_PAGE_LIMIT or (total_page is not None and total_page <= 1):
+            continue
+        last = plan.max_pages - report.requests + 1
+        if total_page is not None:
+            last = min(last, total_page)
+        if last < 2:
+            report.complete = False
+            continue
+        if total_page is not None and parallel > 1:
+            pages = await _fetch_pages(fetch, status, range(2, last + 1), parallel)
+        else:
+            pages = None
+        for number in range(2, last + 1):
+            page = pages[number] if pages is not None else await fetch(status, number)
+            if pages is None:
+                report.requests += 1
+            ids = _read_page(report, page, previous)
+            if ids is None:
                 report.complete = False  # the same page again: `page` is being ignored
                 break
-            report.items.extend((item.id, item.status, item.created_at) for item in items)
-            total_page = info.total_page if info is not None else None
-            if len(items) < SWEEP_PAGE_LIMIT or (total_page is not None and number >= total_page):
-                break
-            if report.requests >= plan.max_pages:
-                report.complete = False
-                break
             previous = ids
-            number += 1
+            if len(page.items) < SWEEP_PAGE_LIMIT:
+                break
+        else:
+            if total_page is None or last < total_page:
+                report.complete = False  # more pages than the plan allows
+        if pages is not None:
+            report.requests += len(pages)
     return report
+
+
+def _read_page(
+    report: SweepReport, page: Any, previous: list[str | None] | None = None
+) -> list[str | None] | None:
+    """Add a page's items to ``report``; ``None`` if it repeats ``previous``."""
+    items = page.items
+    ids = [item.id for item in items]
+    if previous is not None and ids and ids == previous:
+        return None
+    report.items.extend((item.id, item.status, item.created_at) for item in items)
+    return ids
+
+
+async def _fetch_pages(
+    fetch: Callable[[str, int], Awaitable[Any]], status: str, numbers: range, parallel: int
+) -> dict[int, Any]:
+    """Pages ``numbers``, ``parallel`` at a time; the first error (a refused key first)
+    cancels the rest and is raised as itself, never inside an exception group."""
+    pages: dict[int, Any] = {}
+    errors: list[Exception] = []
+    queue = iter(numbers)
+
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            for number in queue:
+                try:
+                    pages[number] = await fetch(status, number)
+                except Exception as exc:
+                    errors.append(exc)
+                    group.cancel_scope.cancel()
+                    return
+
+        for _ in range(min(parallel, len(numbers))):
+            group.start_soon(run)
+    if errors:
+        refused = [e for e in errors if isinstance(e, (AuthenticationError, PermissionDeniedError))]
+        raise (refused or errors)[0]
+    return pages
