@@ -334,7 +334,10 @@ class Poller:
 
     def _observe_client(self, event: ResponseEvent) -> None:
         """``pause_on_client_429``: a 429 on any other request of the client pauses us too."""
-        if event is not self._own_event and event.status == 429:
+        # Our own requests reach the client's hooks too (right after our observer saw them):
+        # they were handled already.
+        own = self._own_event
+        if event.status == 429 and event is not own and event != own:
             self._observe(event)
 
     def _observe(self, event: ResponseEvent) -> None:

@@ -274,9 +274,9 @@ async def walk(
     parallel: int = 1,
 ) -> SweepReport:
     """List every page ``plan`` asks for: page one, then (once ``total_page`` says how many
-    there are) up to ``parallel`` pages at a time, each request holding a ``limiter`` token.
-    Stops, and says the walk is incomplete, when a page repeats the one before it (a server
-    that ignores ``page``) or after ``max_pages``."""
+    there are) up to ``parallel`` pages at a time, each request holding a ``limiter`` token;
+    pages are read in order as they arrive. Stops, and says the walk is incomplete, when a
+    page repeats the one before it (a server that ignores ``page``) or after ``max_pages``."""
     report = SweepReport()
     base = {"page_limit": str(SWEEP_PAGE_LIMIT)}
     if plan.window is not None:
@@ -284,6 +284,7 @@ async def walk(
 
     async def fetch(status: str, number: int) -> Any:
         params = {**base, "status": status, "page": str(number)}
+        report.requests += 1
         if limiter is None:
             return await resource.list_page(params, options)
         async with limiter:
@@ -291,7 +292,6 @@ async def walk(
 
     for status in plan.statuses:
         page = await fetch(status, 1)
-        report.requests += 1
         info = page.page_info
         total = info.total_results if info is not None else None
         if total is not None:
@@ -306,29 +306,17 @@ async def walk(
         last = plan.max_pages - report.requests + 1
         if total_page is not None:
             last = min(last, total_page)
-        if last < 2:
-            report.complete = False
-            continue
-        if total_page is not None and parallel > 1:
-            pages = await _fetch_pages(fetch, status, range(2, last + 1), parallel)
-        else:
-            pages = None
-        for number in range(2, last + 1):
-            page = pages[number] if pages is not None else await fetch(status, number)
-            if pages is None:
-                report.requests += 1
-            ids = _read_page(report, page, previous)
-            if ids is None:
-                report.complete = False  # the same page again: `page` is being ignored
-                break
-            previous = ids
-            if len(page.items) < SWEEP_PAGE_LIMIT:
-                break
-        else:
-            if total_page is None or last < total_page:
-                report.complete = False  # more pages than the plan allows
-        if pages is not None:
-            report.requests += len(pages)
+        reader = _PageReader(report, previous)
+        if last >= 2:
+            numbers = range(2, last + 1)
+            if total_page is not None and parallel > 1:
+                await _fetch_pages(fetch, status, numbers, parallel, reader.read)
+            else:
+                for number in numbers:
+                    if not reader.read(await fetch(status, number)):
+                        break
+        if not reader.ended and (total_page is None or last < total_page):
+            report.complete = False  # more pages than the plan allows
     return report
 
 
@@ -344,29 +332,68 @@ def _read_page(
     return ids
 
 
+class _PageReader:
+    """Reads pages 2, 3, ... in order; says when the walk of one status is over."""
+
+    def __init__(self, report: SweepReport, previous: list[str | None] | None) -> None:
+        self.report = report
+        self.previous = previous
+        self.ended = False
+
+    def read(self, page: Any) -> bool:
+        """Take the next page; ``False`` once no further page should be read."""
+        ids = _read_page(self.report, page, self.previous)
+        if ids is None:
+            self.report.complete = False  # the same page again: `page` is being ignored
+            self.ended = True
+            return False
+        self.previous = ids
+        if len(page.items) < SWEEP_PAGE_LIMIT:
+            self.ended = True
+            return False
+        return True
+
+
 async def _fetch_pages(
-    fetch: Callable[[str, int], Awaitable[Any]], status: str, numbers: range, parallel: int
-) -> dict[int, Any]:
-    """Pages ``numbers``, ``parallel`` at a time; the first error (a refused key first)
-    cancels the rest and is raised as itself, never inside an exception group."""
-    pages: dict[int, Any] = {}
+    fetch: Callable[[str, int], Awaitable[Any]],
+    status: str,
+    numbers: range,
+    parallel: int,
+    read: Callable[[Any], bool],
+) -> None:
+    """Fetch pages ``numbers`` ``parallel`` at a time and hand them to ``read`` in order
+    (holding at most ~2 x ``parallel`` early arrivals); stop when ``read`` says so. The first
+    error (a refused key first) cancels the rest and is raised as itself, never inside an
+    exception group."""
+    waiting: dict[int, Any] = {}
     errors: list[Exception] = []
     queue = iter(numbers)
+    expected = numbers.start
+    moved = anyio.Event()
 
     async with anyio.create_task_group() as group:
 
         async def run() -> None:
+            nonlocal expected, moved
             for number in queue:
+                while number >= expected + 2 * parallel:
+                    await moved.wait()  # far ahead of the reader: let it catch up
                 try:
-                    pages[number] = await fetch(status, number)
+                    waiting[number] = await fetch(status, number)
                 except Exception as exc:
                     errors.append(exc)
                     group.cancel_scope.cancel()
                     return
+                while expected in waiting:
+                    if not read(waiting.pop(expected)):
+                        group.cancel_scope.cancel()
+                        return
+                    expected += 1
+                    moved.set()
+                    moved = anyio.Event()
 
         for _ in range(min(parallel, len(numbers))):
             group.start_soon(run)
     if errors:
         refused = [e for e in errors if isinstance(e, (AuthenticationError, PermissionDeniedError))]
         raise (refused or errors)[0]
-    return pages
