@@ -42,6 +42,7 @@ from ._exceptions import (
 )
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
+from ._polling import PollerOptions
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, RequestOptions, ResponseEvent
 from ._types import ANALYZE_FINAL_STATUSES, EMBED_FINAL_STATUSES, TaskKind, TaskStatus
@@ -101,6 +102,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "Poller",
+    "PollerOptions",
     "PollerStats",
     "RateLimitError",
     "RequestGate",
