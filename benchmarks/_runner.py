@@ -88,6 +88,11 @@ class Config:
     measures the compression, not the poller; 1/10 keeps the core mostly idle."""
     f_scale: float = 1 / 30
     """The time scale of the fixed-interval loop."""
+    f_curve: list[tuple[float | None, float]] = field(
+        default_factory=lambda: [(5.0, 1.5), (10.0, 1.25), (20.0, 1.15), (None, 1.1)]
+    )
+    """(target_delay, requests_per_task) of each point of the trade curve (2,000 tasks)."""
+    f_curve_tasks: int = 2000
     f_fixed_sample: int = 200
     g_ids: int = 100_000
     g_duration: float = 9.0
@@ -135,6 +140,8 @@ class Config:
             e_compile_runs=1,
             f_sizes=[(30, 1 / 600)],
             f_scale=1 / 600,
+            f_curve=[(10.0, 1.25)],
+            f_curve_tasks=30,
             f_fixed_sample=10,
             g_ids=600,
             g_duration=1.5,
@@ -678,12 +685,16 @@ def scenario_e(cfg: Config) -> dict[str, Any]:
 # --- f: the poller end to end -----------------------------------------------------------------
 
 
-def _end_to_end(n: int, mode: str, scale: float) -> dict[str, Any]:
-    """One poller (or fixed-interval) run over ``n`` tasks seeded when the client is ready."""
+def _end_to_end(
+    n: int, mode: str, scale: float, knobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One poller (or fixed-interval) run over ``n`` tasks seeded when the client is ready;
+    ``knobs`` are PollerOptions values (target_delay, requests_per_task) for this run."""
     rng = random.Random(1)
     finish = [rng.uniform(30.0, 600.0) * scale for _ in range(n)]
     with FakeServer() as server:
         spec = {"mode": mode, "base_url": server.base_url, "scale": scale, "fixed_interval": 5.0}
+        spec.update(knobs or {})
 
         def seed() -> list[str]:
             return [json.dumps(server.seed(n, finish_after_seconds=finish))]
@@ -731,6 +742,18 @@ def scenario_f(cfg: Config) -> dict[str, Any]:
         _log(f" f: poller, {n} tasks, time scale 1/{round(1 / size_scale)}")
         res = _end_to_end(n, "poller", size_scale)
         rows[f"poller_{n}"] = {"runs": [res], "summary": summarize_runs([res], metrics)}
+    curve = []
+    for target, budget in cfg.f_curve:
+        knobs = {"target_delay": target, "requests_per_task": budget}
+        _log(f" f: trade curve, {cfg.f_curve_tasks} tasks, {knobs}")
+        res = _end_to_end(cfg.f_curve_tasks, "poller", cfg.f_scale, knobs)
+        curve.append(
+            {
+                "target_delay_s": target,
+                "requests_per_task_budget": budget,
+                **{k: res[k] for k in ("requests_per_task", "delay_median_s", "delay_p90_s")},
+            }
+        )
     n = cfg.f_fixed_sample
     scale = cfg.f_scale
     _log(f" f: fixed 5 s loop per task, {n} tasks, time scale 1/{round(1 / scale)}")
@@ -758,10 +781,21 @@ def scenario_f(cfg: Config) -> dict[str, Any]:
             f"implemented with our retrieve) runs on a {n}-task sample with the same finish-time "
             "distribution: its per-task numbers do not depend on the batch size, and 2,000 such "
             "loops would need 400 requests/s in real time (12,000/s at 1/30).",
-            "Default poller settings otherwise: max_concurrency 16, sweeps on, 50 tasks per "
-            "list request, sweeps spaced to spend ~0.2 list requests per finished task within "
-            "poll_interval..max_poll_interval.",
+            "Default poller settings otherwise (PollerOptions(), every duration scaled): "
+            "max_concurrency 16, sweeps on, 50 tasks per list request, target_delay 10 s "
+            "(sweeps at most 19 s apart), requests_per_task 1.25 (sweeps spend up to 0.25 list "
+            "requests per task they find finished, each sweep listing whichever side, "
+            "non-final or final tasks of the creation window, takes fewer pages).",
+            "Trade curve (2,000 tasks at the fixed loop's scale, one run each): "
+            + "; ".join(
+                f"target_delay {p['target_delay_s']} s / budget {p['requests_per_task_budget']}"
+                f" -> {p['requests_per_task']:.2f} requests per task, median "
+                f"{p['delay_median_s']:.1f} s, p90 {p['delay_p90_s']:.1f} s"
+                for p in curve
+            )
+            + ".",
         ],
+        "curve": curve,
     }
     fixed_rpt = rows[f"fixed_{n}"]["summary"]["requests_per_task"]["median"]
     fixed_delay = rows[f"fixed_{n}"]["summary"]["delay_median_s"]["median"]
@@ -775,7 +809,33 @@ def scenario_f(cfg: Config) -> dict[str, Any]:
             summ["delay_median_s"]["median"], fixed_delay
         )
     scn["ratios"] = ratios
-    scn["targets"] = []
+    targets = []
+    for size, _ in cfg.f_sizes:
+        summ = rows[f"poller_{size}"]["summary"]
+        targets += [
+            _target(
+                f"f{size}a",
+                f"poller requests per task ({size:,} tasks)",
+                summ["requests_per_task"]["median"],
+                "<=",
+                1.3,
+            ),
+            _target(
+                f"f{size}b",
+                f"poller median delay, s ({size:,} tasks)",
+                summ["delay_median_s"]["median"],
+                "<=",
+                10.0,
+            ),
+            _target(
+                f"f{size}c",
+                f"poller p90 delay, s ({size:,} tasks)",
+                summ["delay_p90_s"]["median"],
+                "<=",
+                20.0,
+            ),
+        ]
+    scn["targets"] = targets
     return scn
 
 
@@ -842,8 +902,9 @@ def scenario_g(cfg: Config) -> dict[str, Any]:
             "One poller process (the fake in its own process) watches every id with default "
             "settings except shorter intervals, so that several sweep cycles fit in the run. A "
             "full sweep lists every processing task in the watched creation window (50 per "
-            "request); while the count of processing tasks is unchanged, up to 3 later sweeps "
-            "stop after page 1 (a probe). No task finishes, so no retrieve is sent. "
+            "request) and learns each task's creation time; later sweeps list the shorter side "
+            "of that window (here the finished tasks: none) and stop after page 1 while its "
+            "count is unchanged (a probe). No task finishes, so no retrieve is sent. "
             "cpu_per_cycle_s = the poller process's CPU over the whole run / sweeps. 'RSS "
             f"before the client' already holds the ids themselves (a list of {cfg.g_ids:,} "
             "strings), so the per-id figure is the poller's own bookkeeping plus what the sweeps "

@@ -178,26 +178,34 @@ async def test_a_bad_result_line_or_a_cut_stream_raises_typed_errors() -> None:
 async def test_the_poller_watches_assets_and_batches_with_their_own_kinds(
     fake: FakeTwelveLabs, client: AsyncTwelveLabs
 ) -> None:
-    assets = [fake.add_asset(status="processing") for _ in range(3)]
+    """Enough of each kind for the poller to want sweeps: batches are swept through their
+    list's status filter; assets (whose list has none) are checked one by one."""
+    fake.assets.finish_after_polls = 2
+    assets = [fake.add_asset(status="processing") for _ in range(6)]
     fake.assets.assets[assets[0]].final_status = "failed"
     ready = fake.add_asset()
-    batch = await client.analyze.batches.create(
-        analysis_mode="time_based_metadata",
-        requests=[{"video": {"type": "asset_id", "asset_id": ready}, "custom_id": "x"}],
-    )
+    batches = [
+        (
+            await client.analyze.batches.create(
+                analysis_mode="time_based_metadata",
+                requests=[{"video": {"type": "asset_id", "asset_id": ready}}],
+            )
+        ).batch_id
+        for _ in range(4)
+    ]
+    await client.analyze.batches.cancel(batches[0])
     outcomes = {}
     async with client.poller(poll_interval=0.01, max_poll_interval=0.05) as poller:
         poller.add(client.assets, assets)
-        poller.add(client.analyze.batches, [batch.batch_id])
+        poller.add(client.analyze.batches, batches)
         with anyio.fail_after(20):
             async for outcome in poller.as_completed():
                 outcomes[outcome.task_id] = (outcome.kind, outcome.status)
-    assert outcomes == {
-        assets[0]: ("asset", "failed"),
-        assets[1]: ("asset", "ready"),
-        assets[2]: ("asset", "ready"),
-        batch.batch_id: ("analyze_batch", "completed"),
-    }
+    expected = {a: ("asset", "ready") for a in assets[1:]}
+    expected[assets[0]] = ("asset", "failed")
+    expected.update({b: ("analyze_batch", "completed") for b in batches[1:]})
+    expected[batches[0]] = ("analyze_batch", "canceled")
+    assert outcomes == expected
 
 
 async def test_the_fault_plan_covers_batch_routes_with_their_nested_envelope(

@@ -44,6 +44,7 @@ from ._exceptions import (
 )
 from ._paginator import AsyncPaginator
 from ._poller import Outcome, Poller, PollerStats, StatusChange
+from ._polling import PollerOptions
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, RequestOptions, ResponseEvent
 from ._types import (
@@ -118,6 +119,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "Poller",
+    "PollerOptions",
     "PollerStats",
     "RateLimitError",
     "RequestGate",

@@ -18,16 +18,19 @@ from ._config import (
     resolve_base_url,
 )
 from ._poller import Outcome, Poller, StatusChange
+from ._polling import PollerOptions, options_from
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, Transport
 from ._types import WatchKind
 from .resources import Analyze, Assets, Embed, MultipartUpload, TaskResource
-from .resources._base import DEFAULT_TASK_TIMEOUT
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["AsyncTwelveLabs"]
+
+_DEFAULT: Any = object()
+"""``timeout`` left out: the options' value (6 hours by default) applies."""
 
 
 class AsyncTwelveLabs:
@@ -152,34 +155,81 @@ class AsyncTwelveLabs:
     def poller(
         self,
         *,
-        max_concurrency: int = 16,
+        options: PollerOptions | None = None,
+        max_concurrency: int | None = None,
         requests_per_minute: float | None = None,
-        timeout: float | None = DEFAULT_TASK_TIMEOUT,
+        timeout: float | None = _DEFAULT,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
         on_change: Callable[[StatusChange], None] | None = None,
-        sweep: bool = True,
+        sweep: bool | None = None,
         max_retries: int | None = None,
+        target_delay: float | None = None,
+        requests_per_task: float | None = None,
         gate: RequestGate | None = None,
     ) -> Poller:
         """A :class:`Poller` watching tasks of any kind until each is final.
 
+        Every knob lives in :class:`PollerOptions` (pass ``options=``); the keywords below
+        are shortcuts that override it when given.
+
         Args:
-            max_concurrency: the most requests in flight at once.
+            options: the poller's knobs, defined once (see :class:`PollerOptions`).
+            max_concurrency: the most requests in flight at once (default 16).
             requests_per_minute: a hard cap on the poller's request rate (retries included).
-            timeout: each task's deadline in seconds from when it is added (``None``: none).
+            timeout: each task's deadline in seconds from when it is added (default 6 h;
+                ``None``: none).
             poll_interval: the first delay between two checks of a task (default 2 s)...
             max_poll_interval: ...growing with jitter up to this cap (default 30 s).
             on_change: called with a :class:`StatusChange` on every status transition.
             sweep: learn about many tasks per request from the list endpoints (default on).
             max_retries: transport retries of each request (the poller also re-polls).
+            target_delay: median delay wanted between a task finishing and its delivery.
+            requests_per_task: request budget per task of a sweeping poller.
             gate: a :class:`RequestGate` to pace requests with, shared with other work
                 (then ``requests_per_minute`` is ignored: the gate's own limit applies).
         """
         self._transport.check_open()
-        return Poller(
-            self._transport,
-            self._resources(),
+        merged = options_from(
+            options,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            sweep=sweep,
+            max_retries=max_retries,
+            target_delay=target_delay,
+            requests_per_task=requests_per_task,
+            **({} if timeout is _DEFAULT else {"timeout": timeout}),
+        )
+        return Poller(self._transport, self._resources(), merged, on_change=on_change, gate=gate)
+
+    async def wait_all(
+        self,
+        *,
+        embed_v2: Iterable[str] = (),
+        embed_v1: Iterable[str] = (),
+        analyze: Iterable[str] = (),
+        options: PollerOptions | None = None,
+        timeout: float | None = _DEFAULT,
+        max_concurrency: int | None = None,
+        requests_per_minute: float | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+        on_change: Callable[[StatusChange], None] | None = None,
+        sweep: bool | None = None,
+        max_retries: int | None = None,
+        target_delay: float | None = None,
+        requests_per_task: float | None = None,
+    ) -> dict[str, Outcome]:
+        """Wait for every given task; return ``{task_id: Outcome}``.
+
+        Takes the same knobs as :meth:`poller`. Failed, canceled, timed-out and missing tasks
+        are outcomes, not exceptions; only a refused key (401/403) raises.
+        """
+        results: dict[str, Outcome] = {}
+        async with self.poller(
+            options=options,
             max_concurrency=max_concurrency,
             requests_per_minute=requests_per_minute,
             timeout=timeout,
@@ -188,35 +238,8 @@ class AsyncTwelveLabs:
             on_change=on_change,
             sweep=sweep,
             max_retries=max_retries,
-            gate=gate,
-        )
-
-    async def wait_all(
-        self,
-        *,
-        embed_v2: Iterable[str] = (),
-        embed_v1: Iterable[str] = (),
-        analyze: Iterable[str] = (),
-        timeout: float | None = DEFAULT_TASK_TIMEOUT,
-        max_concurrency: int = 16,
-        requests_per_minute: float | None = None,
-        poll_interval: float | None = None,
-        max_poll_interval: float | None = None,
-        on_change: Callable[[StatusChange], None] | None = None,
-    ) -> dict[str, Outcome]:
-        """Wait for every given task; return ``{task_id: Outcome}``.
-
-        Failed, canceled, timed-out and missing tasks are outcomes, not exceptions; only a
-        refused key (401/403) raises.
-        """
-        results: dict[str, Outcome] = {}
-        async with self.poller(
-            max_concurrency=max_concurrency,
-            requests_per_minute=requests_per_minute,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            on_change=on_change,
+            target_delay=target_delay,
+            requests_per_task=requests_per_task,
         ) as poller:
             poller.add(self.embed.v2.tasks, embed_v2)
             poller.add(self.embed.v1.tasks, embed_v1)

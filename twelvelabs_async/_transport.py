@@ -1032,10 +1032,12 @@ class Transport:
             event = ResponseEvent(
                 call.method, call.path, status, headers, elapsed, call.attempt, error
             )
-            for hook in hooks:
-                hook(event)
+            # The request's own observer first: a poller that also listens on the client's
+            # hooks (pause_on_client_429) knows its own event when the hooks see it.
             if observer is not None:
                 observer(event)
+            for hook in hooks:
+                hook(event)
 
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

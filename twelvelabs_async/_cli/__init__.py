@@ -27,6 +27,7 @@ from ._common import (
     kind_arg,
     positive_float,
     positive_int,
+    request_budget,
     stderr_line,
 )
 
@@ -286,6 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         metavar="SECONDS",
         help="the cap the delay grows to (default 30)",
+    )
+    watching.add_argument(
+        "--target-delay",
+        type=positive_float,
+        metavar="SECONDS",
+        help="for 3+ tasks: the median delay wanted between a task finishing and its line "
+        "(default 10)",
+    )
+    watching.add_argument(
+        "--requests-per-task",
+        type=request_budget,
+        metavar="N",
+        help="for 3+ tasks: the request budget per task, above 1 (default 1.25)",
     )
     _progress_options(watching, 5.0)
     _connection_options(watching, top=False)

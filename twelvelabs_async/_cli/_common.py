@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -107,8 +108,16 @@ def positive_float(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0: {value!r}")
+    return number
+
+
+def request_budget(value: str) -> float:
+    """argparse ``type=``: requests per task, above 1 (one retrieve plus list requests)."""
+    number = positive_float(value)
+    if not number > 1:
+        raise argparse.ArgumentTypeError(f"must be above 1: {value!r}")
     return number
 
 

@@ -20,6 +20,7 @@ import anyio
 from .._client import AsyncTwelveLabs
 from .._exceptions import ConflictError
 from .._poller import Outcome
+from .._polling import PollerOptions
 from .._types import TaskKind
 from ..testing import FakeTwelveLabs
 from ._common import (
@@ -154,12 +155,11 @@ class _Demo:
         total = sum(len(ids) for ids in self.ids.values())
         display = open_display(self.args.progress, self.out, interval=self.args.progress_interval)
         started = time.monotonic()
-        async with client.poller(
-            max_concurrency=16,
-            timeout=self.args.timeout,
-            poll_interval=0.5,
-            max_poll_interval=2.0,
-        ) as poller:
+        # Demo tasks finish within seconds: every interval is short.
+        options = PollerOptions(
+            timeout=self.args.timeout, poll_interval=0.5, max_poll_interval=2.0, target_delay=1.0
+        )
+        async with client.poller(options=options) as poller:
             for kind, ids in self.ids.items():
                 poller.add(resource_for(client, kind), ids)
 

@@ -12,6 +12,7 @@ from typing import IO, Any
 import msgspec
 
 from .._poller import Outcome, Poller
+from .._polling import PollerOptions, options_from
 from .._types import TaskKind
 from ._common import (
     CLI_NAMES,
@@ -210,13 +211,7 @@ async def _watch(
 
     requests = 0
     if todo:
-        async with client.poller(
-            max_concurrency=args.max_concurrency,
-            requests_per_minute=args.requests_per_minute,
-            timeout=args.timeout,
-            poll_interval=args.poll_interval,
-            max_poll_interval=args.max_poll_interval,
-        ) as poller:
+        async with client.poller(options=poller_options(args)) as poller:
             poller.add(resource, todo)
 
             def record(outcome: Outcome) -> None:
@@ -237,3 +232,17 @@ async def _watch(
         stderr_line(f"results: {results.path} ({plural(results.written, 'new line')})")
     not_ready = [status for status, count in counts.items() if count and status != "ready"]
     return EXIT_NOT_READY if not_ready else EXIT_OK
+
+
+def poller_options(args: argparse.Namespace) -> PollerOptions:
+    """The poller's knobs from ``watch``'s flags (the defaults where a flag is not given)."""
+    return options_from(
+        None,
+        timeout=args.timeout,
+        max_concurrency=args.max_concurrency,
+        requests_per_minute=args.requests_per_minute,
+        poll_interval=args.poll_interval,
+        max_poll_interval=args.max_poll_interval,
+        target_delay=args.target_delay,
+        requests_per_task=args.requests_per_task,
+    )

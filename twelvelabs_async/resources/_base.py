@@ -10,24 +10,20 @@ import anyio
 
 from .._config import Timeout
 from .._decode import decode
+from .._engine import Action, CheckAt, Deliver, StopAll, TaskEngine
 from .._exceptions import TaskFailedError, TaskTimeoutError
 from .._paginator import AsyncPaginator
 from .._polling import (
-    NOT_FOUND_CONFIRMATIONS,
-    ErrorAction,
-    PollSchedule,
-    classify_error,
+    DEFAULT_TASK_TIMEOUT,
+    PollerOptions,
     note_unknown_status,
+    options_from,
 )
 from .._transport import RequestOptions, Transport, encode_path_segment
 from .._types import WatchKind
 from ..types.common import TaskPage
 
 __all__ = ["DEFAULT_TASK_TIMEOUT", "ListItem", "PolledTask", "TaskResource", "build_options"]
-
-DEFAULT_TASK_TIMEOUT = 6 * 3600.0
-"""Default deadline of ``wait()`` and of each task in a poller: six hours. Pass ``None`` for no
-deadline at all."""
 
 
 class PolledTask(Protocol):
@@ -237,73 +233,83 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
         max_poll_interval: float | None = None,
         raise_on_failure: bool = False,
         max_retries: int | None = None,
+        options: PollerOptions | None = None,
     ) -> TaskT:
         """Poll one task until it is final and return it.
 
         Args:
-            timeout: the task's deadline in seconds (``None``: no deadline).
+            timeout: the task's deadline in seconds (``None``: no deadline). The last check
+                is made at the deadline, so a task final before it is never reported late.
             poll_interval: first delay between two checks; it grows with jitter...
             max_poll_interval: ...up to this cap.
             raise_on_failure: raise :class:`TaskFailedError` for a ``failed`` or ``canceled``
                 task instead of returning it.
             max_retries: retries of each status check's transient errors.
+            options: a :class:`PollerOptions` (its ``timeout`` applies only if ``timeout`` is
+                left at its default; the keywords above win when given).
 
         Raises:
-            TaskTimeoutError: the deadline passed first (``last_error`` says what, if anything,
-                kept failing).
+            TaskTimeoutError: a check made at (or in flight across) the deadline still said
+                "not final" (``last_error`` says what, if anything, kept failing).
             NotFoundError: the task answered 404 twice in a row.
             AuthenticationError, PermissionDeniedError: the key was refused.
             TaskFailedError: with ``raise_on_failure=True`` only.
         """
-        schedule = poll_schedule(poll_interval, max_poll_interval)
-        options = build_options(None, max_retries)
+        if options is not None and timeout == DEFAULT_TASK_TIMEOUT:
+            timeout = options.timeout
+        opts = options_from(
+            options,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            max_retries=max_retries,
+        )
+        request_options = build_options(None, opts.max_retries)
+        start = anyio.current_time()
+        engine = TaskEngine(
+            opts.schedule(), None if opts.timeout is None else start + opts.timeout, opts.grace()
+        )
         last: CheckT | None = None
-        last_error: Exception | None = None
-        result: TaskT | None = None
-        with anyio.move_on_after(timeout):
-            checks = not_found = 0
-            while True:
+        action: Action = engine.start(start)
+        while isinstance(action, CheckAt):
+            await anyio.sleep_until(action.when)
+            result: TaskT | None = None
+            error: Exception | None = None
+            with anyio.CancelScope(deadline=engine.cutoff()) as scope:
                 try:
-                    last = await self.check(task_id, options)
-                except Exception as error:
-                    action = classify_error(error)
-                    if action is ErrorAction.STOP_ALL:
-                        raise
-                    if action is ErrorAction.NOT_FOUND:
-                        not_found += 1
-                        if not_found > NOT_FOUND_CONFIRMATIONS:
-                            raise
-                    last_error = error
-                else:
-                    not_found = 0
-                    if last.is_final:
-                        result = await self.complete(last, task_id, options)
-                        break
+                    checked = await self.check(task_id, request_options)
+                    last = checked
+                    if checked.is_final:
+                        result = await self.complete(checked, task_id, request_options)
+                except Exception as exc:
+                    error = exc
+            now = anyio.current_time()
+            if scope.cancelled_caught:
+                action = engine.on_cutoff(now)
+            elif error is not None:
+                action = engine.on_error(now, error)
+            else:
+                assert last is not None
+                if result is None:
                     note_unknown_status(self.kind, last.status, self.known_statuses)
-                checks += 1
-                await anyio.sleep(schedule.delay(checks))
-        if result is None:
-            raise TaskTimeoutError(
-                f"{self.kind} task {task_id!r} was not final after {timeout}s "
-                f"(last status: {getattr(last, 'status', None)!r})",
-                task_id=task_id,
-                kind=self.kind,
-                task=last,
-                last_error=last_error,
-            )
-        if raise_on_failure:
-            raise_if_failed(self.kind, task_id, result, self.success_status)
-        return result
-
-
-def poll_schedule(poll_interval: float | None, max_poll_interval: float | None) -> PollSchedule:
-    """A :class:`PollSchedule` from the public knobs (``None`` = the defaults)."""
-    defaults = PollSchedule()
-    initial = defaults.initial if poll_interval is None else poll_interval
-    maximum = max_poll_interval
-    if maximum is None:
-        maximum = max(defaults.maximum, initial)
-    return PollSchedule(initial=initial, maximum=maximum)
+                action = engine.on_result(now, last.status, result is not None)
+            if isinstance(action, Deliver) and result is not None:
+                if raise_on_failure:
+                    raise_if_failed(self.kind, task_id, result, self.success_status)
+                return result
+        if isinstance(action, StopAll):
+            raise action.error
+        assert isinstance(action, Deliver)
+        if action.raise_error and action.error is not None:
+            raise action.error
+        raise TaskTimeoutError(
+            f"{self.kind} task {task_id!r} was not final after {opts.timeout}s "
+            f"(last status: {getattr(last, 'status', None)!r})",
+            task_id=task_id,
+            kind=self.kind,
+            task=last,
+            last_error=action.error,
+        )
 
 
 def raise_if_failed(kind: WatchKind, task_id: str, task: Any, success: str = "ready") -> None:
