@@ -47,7 +47,8 @@ class Outcome:
     Attributes:
         task_id: the task's id.
         kind: ``"embed_v2"``, ``"embed_v1"``, ``"analyze"``, ``"asset"`` or ``"analyze_batch"``.
-        status: ``"ready"``, ``"failed"``, ``"canceled"``, or the poller's own verdict
+        status: ``"ready"``, ``"failed"``, ``"canceled"`` (a batch: ``"completed"``,
+            ``"canceled"``, ``"expired"``), or the poller's own verdict
             ``"timed_out"`` or ``"not_found"`` (the task answered 404 twice).
             ``timed_out`` means a check made at or after the task's deadline (or in flight
             across it, up to the grace) still said "not final"; or, with ``error`` set to
