@@ -11,6 +11,8 @@ one per line, and answers each with one JSON line on stdout:
   final on the server's monotonic clock;
 * ``{"op": "stats"}`` answers ``{"requests": total, "routes": {...}, "cpu": seconds}`` (the
   server's own request counter and its process CPU time);
+* ``{"op": "uploads", "keep_bytes": false, "chunk_size": N}`` configures multipart uploads
+  (part size; the storage keeps only each part's MD5) and answers ``{"chunk_size": N}``;
 * ``{"op": "quit"}`` (or end of input) stops the server.
 
 The standalone CLI exposes no request counter, so this wrapper is how the harness reads request
@@ -73,6 +75,11 @@ def _command(fake: FakeTwelveLabs, line: str) -> dict[str, Any] | None:
     if op == "stats":
         by_route = {f"{m} {t}": n for (m, t), n in fake.app.route_counts.items()}
         return {"requests": fake.requests_total, "routes": by_route, "cpu": time.process_time()}
+    if op == "uploads":
+        # Multipart benchmarks: the storage keeps only each part's MD5, never the bytes.
+        fake.assets.keep_bytes = bool(cmd.get("keep_bytes", False))
+        fake.assets.chunk_size = int(cmd.get("chunk_size", fake.assets.chunk_size))
+        return {"chunk_size": fake.assets.chunk_size}
     if op == "quit":
         return None
     return {"error": f"unknown op {op!r}"}

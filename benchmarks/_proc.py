@@ -86,6 +86,9 @@ class FakeServer:
         ids: list[str] = self._ask(op="seed", count=count, **options)["ids"]
         return ids
 
+    def uploads(self, **options: Any) -> dict[str, Any]:
+        return self._ask(op="uploads", **options)
+
     def stats(self) -> dict[str, Any]:
         return self._ask(op="stats")
 

@@ -92,6 +92,13 @@ KEEP_COLUMNS: list[Column] = [
     ("preempted", "preempted", _f(0)),
 ]
 
+UPLOAD_COLUMNS: list[Column] = [
+    ("wall s", "wall_s", _f(2)),
+    ("MB/s", "mb_per_s", _f(0)),
+    ("client CPU s", "cpu_s", _f(2)),
+    ("peak RSS MB", "rss_peak_mb", _f(1)),
+    ("preempted", "preempted", _f(0)),
+]
 COLUMNS = {
     "poll_processing": RETRIEVE_COLUMNS,
     "poll_ready": RETRIEVE_COLUMNS,
@@ -100,6 +107,7 @@ COLUMNS = {
     "import": IMPORT_COLUMNS,
     "poller_e2e": POLLER_COLUMNS,
     "keep_ready": KEEP_COLUMNS,
+    "multipart_upload": UPLOAD_COLUMNS,
 }
 
 

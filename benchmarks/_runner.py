@@ -100,6 +100,10 @@ class Config:
     g_max_poll_interval: float = 1.0
     h_tasks: int = 1000
     h_concurrency: int = 16
+    i_size: int = 2**30
+    """Bytes of the multipart upload (1 GiB; created in a temp dir, deleted afterwards)."""
+    i_chunk: int = 5 * 2**20
+    i_concurrency: int = 5
 
     @classmethod
     def full(cls, clients: list[str], runs: int, warmup: int) -> Config:
@@ -145,6 +149,9 @@ class Config:
             g_max_poll_interval=0.3,
             h_tasks=20,
             h_concurrency=4,
+            i_size=24 * 2**20 + 7,
+            i_chunk=2**20,
+            i_concurrency=4,
         )
 
 
@@ -995,6 +1002,79 @@ def scenario_h(cfg: Config) -> dict[str, Any]:
     return scn
 
 
+# --- i: multipart upload throughput -----------------------------------------------------------
+
+
+UPLOAD_METRICS = ("wall_s", "cpu_s", "mb_per_s", "rss_peak_mb", "preempted")
+
+
+def scenario_i(cfg: Config) -> dict[str, Any]:
+    clients = [c for c in cfg.clients if c in ("ours", "raw")]
+    folder = Path(tempfile.mkdtemp(prefix="bench-upload-"))
+    path = folder / "upload.bin"
+    try:
+        with path.open("wb") as handle:  # random bytes: nothing compresses or dedupes them
+            left = cfg.i_size
+            while left:
+                block = os.urandom(min(left, 16 * 2**20))
+                handle.write(block)
+                left -= len(block)
+        with FakeServer() as server:
+            server.uploads(keep_bytes=False, chunk_size=cfg.i_chunk)
+
+            def measure(client: str) -> dict[str, Any]:
+                spec = {
+                    "mode": "upload",
+                    "client": client,
+                    "base_url": server.base_url,
+                    "path": str(path),
+                    "size": cfg.i_size,
+                    "concurrency": cfg.i_concurrency,
+                }
+                res = run_worker(spec, server, timeout=900)
+                res["rss_peak_mb"] = res["rss_peak_b"] / 2**20
+                return res
+
+            def describe(res: dict[str, Any]) -> str:
+                return (
+                    f"wall {res['wall_s']:.2f}s {res['mb_per_s']:.0f} MB/s cpu {res['cpu_s']:.2f}s "
+                    f"peak RSS {res['rss_peak_mb']:.0f} MB"
+                )
+
+            runs = _alternate(replace(cfg, clients=clients), measure, describe)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    scn: dict[str, Any] = {
+        "title": f"i. Multipart upload of {cfg.i_size / 1e9:.2f} GB",
+        "params": {
+            "bytes": cfg.i_size,
+            "part_bytes": cfg.i_chunk,
+            "concurrency": cfg.i_concurrency,
+        },
+        "clients": {
+            c: {"runs": r, "summary": summarize_runs(r, UPLOAD_METRICS)} for c, r in runs.items()
+        },
+        "ratios": {},
+        "targets": [],
+        "notes": [
+            "ours = the whole client.multipart_upload.upload_file(wait=False): session, part "
+            "URLs, PUTs, reports. raw = aiohttp PUTs of the same parts at the same concurrency, "
+            "its session and URLs fetched before the clock starts. The fake storage in its own "
+            "process hashes every part (MD5) and keeps no bytes. RSS budget = part size x "
+            "(concurrency + 2) + 60 MB.",
+        ],
+    }
+    throughput = _paired(scn, "ours", "raw", "mb_per_s")
+    scn["ratios"]["throughput_ours_over_raw"] = throughput
+    budget = cfg.i_chunk * (cfg.i_concurrency + 2) / 2**20 + 60
+    peak = _med(scn, "ours", "rss_peak_mb")
+    scn["targets"] = [
+        _target("i1", "upload throughput: ours / raw PUTs", throughput, ">=", 0.8),
+        _target("i2", "peak RSS of ours (MB) vs the budget", peak, "<=", budget),
+    ]
+    return scn
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Config], dict[str, Any]]]] = {
     "a": ("poll_processing", scenario_a),
     "b": ("poll_ready", scenario_b),
@@ -1004,6 +1084,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Config], dict[str, Any]]]] = {
     "f": ("poller_e2e", scenario_f),
     "g": ("watch_100k", scenario_g),
     "h": ("keep_ready", scenario_h),
+    "i": ("multipart_upload", scenario_i),
 }
 
 

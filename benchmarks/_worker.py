@@ -382,6 +382,67 @@ async def _poller_watch(spec: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     )
 
 
+# --- i: multipart upload throughput -----------------------------------------------------------
+
+
+async def _upload(spec: dict[str, Any]) -> dict[str, Any]:
+    """``ours``: the whole ``upload_file`` (session, part URLs, PUTs, reports), measured.
+    ``raw``: plain aiohttp PUTs of the same parts at the same concurrency, with the session
+    and every part URL fetched before the measured part (so raw is the ceiling)."""
+    import aiohttp
+
+    from twelvelabs_async import AsyncTwelveLabs
+
+    path, size, workers = spec["path"], int(spec["size"]), int(spec["concurrency"])
+    key = {"x-api-key": "bench-key"}
+    if spec["client"] == "ours":
+        async with AsyncTwelveLabs(api_key="bench-key", base_url=spec["base_url"]) as client:
+            _wait_for_go()
+            with _Meter() as m:
+                asset = await client.multipart_upload.upload_file(
+                    path, max_workers=workers, wait=False
+                )
+            assert asset.id
+        return m.result(bytes=size, mb_per_s=size / m.wall / 1e6)
+    base = spec["base_url"]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base}/assets/multipart-uploads",
+            json={"filename": "bench.bin", "type": "video", "total_size": size},
+            headers=key,
+        ) as r:
+            session = await r.json()
+        total, chunk = session["total_chunks"], session["chunk_size"]
+        urls = {u["chunk_index"]: u["url"] for u in session["upload_urls"]}
+        for start in range(1, total + 1, 50):
+            async with http.post(
+                f"{base}/assets/multipart-uploads/{session['upload_id']}/presigned-urls",
+                json={"start": start, "count": min(50, total - start + 1)},
+                headers=key,
+            ) as r:
+                urls.update({u["chunk_index"]: u["url"] for u in (await r.json())["upload_urls"]})
+        loop = asyncio.get_running_loop()
+        todo = list(range(1, total + 1))
+        headers = session.get("upload_headers") or {}
+
+        def read(index: int) -> bytes:
+            with open(path, "rb") as handle:
+                return os.pread(handle.fileno(), chunk, (index - 1) * chunk)
+
+        async def worker() -> None:
+            while todo:
+                index = todo.pop(0)
+                data = await loop.run_in_executor(None, read, index)
+                async with http.put(urls[index], data=data, headers=headers) as r:
+                    assert r.status == 200
+                    assert r.headers["ETag"]
+
+        _wait_for_go()
+        with _Meter() as m:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+    return m.result(bytes=size, mb_per_s=size / m.wall / 1e6)
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.readline())
     mode = spec["mode"]
@@ -395,6 +456,8 @@ def main() -> int:
         result = _decode(spec)
     elif mode in ("poller", "fixed"):
         result = asyncio.run(_poller_e2e(spec))
+    elif mode == "upload":
+        result = asyncio.run(_upload(spec))
     elif mode == "watch":
         ids = json.loads(sys.stdin.readline())
         result = asyncio.run(_poller_watch(spec, ids))

@@ -23,6 +23,7 @@ SCENARIOS = {
     "poller_e2e",
     "watch_100k",
     "keep_ready",
+    "multipart_upload",
 }
 
 
@@ -53,6 +54,7 @@ def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
         assert set(results["scenarios"][name]["clients"]) == {"ours", "raw"}, name
     assert set(results["scenarios"]["decode"]["clients"]) == {"ours", "raw", "list"}
     assert set(results["scenarios"]["keep_ready"]["clients"]) == {"ours", "list"}
+    assert set(results["scenarios"]["multipart_upload"]["clients"]) == {"ours", "raw"}
     markdown = (tmp_path / "results.md").read_text()
     assert "# Benchmark results" in markdown
     assert "## Targets" in markdown

@@ -131,7 +131,8 @@ async def test_embed_v2_create_poll_and_ready_shape(
     clock.advance(1.5)
     status, task = await get(http, f"{fake.base_url}/embed-v2/tasks/{tid}")
     assert task["status"] == "ready"
-    assert len(task["data"]) == 4
+    # The published defaults: options visual, audio, transcription; scopes clip and asset.
+    assert len(task["data"]) == 4 + 3
     first = task["data"][0]
     assert set(first) == {
         "embedding",
@@ -142,13 +143,22 @@ async def test_embed_v2_create_poll_and_ready_shape(
     }
     assert len(first["embedding"]) == 1024
     assert all(isinstance(x, float) for x in first["embedding"][:10])
-    assert [d["embedding_option"] for d in task["data"]] == ["visual", "audio"] * 2
-    assert task["data"][2]["start_sec"] == 6.0
-    assert task["data"][2]["end_sec"] == 12.0
+    assert [(d["embedding_option"], d["embedding_scope"]) for d in task["data"]] == [
+        ("visual", "clip"),
+        ("audio", "clip"),
+        ("transcription", "clip"),
+        ("visual", "clip"),
+        ("visual", "asset"),
+        ("audio", "asset"),
+        ("transcription", "asset"),
+    ]
+    assert task["data"][3]["start_sec"] == 6.0
+    assert task["data"][3]["end_sec"] == 12.0
+    assert (task["data"][4]["start_sec"], task["data"][4]["end_sec"]) == (0.0, 12.0)
     meta = task["metadata"]
     assert meta["clip_length"] == 6
-    assert meta["embedding_scopes"] == ["clip"]
-    assert meta["embedding_options"] == ["visual", "audio"]
+    assert meta["embedding_scopes"] == ["clip", "asset"]
+    assert meta["embedding_options"] == ["visual", "audio", "transcription"]
     assert meta["duration"] == 12.0
     rec = fake.task("embed_v2", tid)
     assert rec.polls == 2
@@ -240,7 +250,13 @@ async def test_embed_v1_create_status_retrieve(
         "video_embedding",
     }
     segs = task["video_embedding"]["segments"]
-    assert len(segs) == 4
+    # Scope video was asked for: the whole-video embedding per option follows the clips.
+    assert [(x["embedding_scope"], x["embedding_option"]) for x in segs[4:]] == [
+        ("video", "visual"),
+        ("video", "audio"),
+    ]
+    assert (segs[4]["start_offset_sec"], segs[4]["end_offset_sec"]) == (0.0, 12.0)
+    assert len(segs) == 6
     assert set(segs[0]) == {
         "float",
         "start_offset_sec",
@@ -251,11 +267,11 @@ async def test_embed_v1_create_status_retrieve(
     assert len(segs[0]["float"]) == 1024
 
     _, visual = await get(http, f"{url}/{tid}", params={"embedding_option": "visual"})
-    assert [s["embedding_option"] for s in visual["video_embedding"]["segments"]] == ["visual"] * 2
+    assert [s["embedding_option"] for s in visual["video_embedding"]["segments"]] == ["visual"] * 3
     _, both = await get(
         http, f"{url}/{tid}", params=[("embedding_option", "visual"), ("embedding_option", "audio")]
     )
-    assert len(both["video_embedding"]["segments"]) == 4
+    assert len(both["video_embedding"]["segments"]) == 6
     assert fake.task("embed_v1", tid).polls == 4
 
 
@@ -963,3 +979,73 @@ async def test_standalone_server(sig: signal.Signals) -> None:
     assert proc.returncode == 0, err.decode()
     assert out == b""  # exactly one line was printed
     assert b"cli-key" not in err
+
+
+async def test_payloads_follow_the_published_spec(
+    fake: FakeTwelveLabs, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """Audio gets audio/transcription only; a requested asset scope alone returns only the
+    whole-file embeddings; segment results carry the custom fields of their definition; the
+    analysis list honours the deprecated video_id filter."""
+    created = {}
+    for name, media in {
+        "audio": {"input_type": "audio", "audio": {"media_source": {"url": "https://a/x.mp3"}}},
+        "asset-only": {
+            "input_type": "video",
+            "video": {"media_source": {"url": "https://a/v.mp4"}, "embedding_scope": ["asset"]},
+        },
+    }.items():
+        _, _, body = await call(
+            http, "POST", f"{fake.base_url}/embed-v2/tasks", json={"model_name": "m", **media}
+        )
+        created[name] = body["_id"]
+    clock.advance(1.5)
+    for name, tid in created.items():
+        await get(http, f"{fake.base_url}/embed-v2/tasks/{tid}")
+        _, task = await get(http, f"{fake.base_url}/embed-v2/tasks/{tid}")
+        pairs = [(d["embedding_option"], d["embedding_scope"]) for d in task["data"]]
+        if name == "audio":
+            assert {option for option, _ in pairs} == {"audio", "transcription"}
+            assert task["metadata"]["embedding_options"] == ["audio", "transcription"]
+        else:
+            assert pairs == [("visual", "asset"), ("audio", "asset"), ("transcription", "asset")]
+    fields = [{"name": "mood", "type": "string"}, {"name": "place", "type": "string"}]
+    for video in ({"video_id": "vid-1"}, {"url": "https://a/other.mp4"}):
+        await call(
+            http,
+            "POST",
+            f"{fake.base_url}/analyze/tasks",
+            json={
+                "video": video,
+                "analysis_mode": "time_based_metadata",
+                "response_format": {
+                    "type": "segment_definitions",
+                    "segment_definitions": [{"id": "scenes", "fields": fields}],
+                },
+            },
+        )
+    _, listed = await get(http, f"{fake.base_url}/analyze/tasks", params={"video_id": "vid-1"})
+    assert [t["video_source"]["video_id"] for t in listed["data"]] == ["vid-1"]
+    tid = listed["data"][0]["task_id"]
+    clock.advance(1.5)
+    await get(http, f"{fake.base_url}/analyze/tasks/{tid}")
+    _, task = await get(http, f"{fake.base_url}/analyze/tasks/{tid}")
+    segments = json.loads(task["result"]["data"])["scenes"]
+    assert all(set(seg["metadata"]) == {"mood", "place"} for seg in segments)
+
+
+def test_both_fake_server_command_lines_take_the_same_flags() -> None:
+    import argparse
+
+    from twelvelabs_async._cli import build_parser
+    from twelvelabs_async._fake_args import add_fake_server_arguments
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    cli_flags = {o for a in sub.choices["fake-server"]._actions for o in a.option_strings}
+    module = argparse.ArgumentParser()  # what python -m twelvelabs_async.testing builds
+    add_fake_server_arguments(module)
+    module_flags = {o for a in module._actions for o in a.option_strings}
+    assert {"--port", "--api-key", "--seed-tasks", "--webhook-url"} <= module_flags
+    # The CLI adds only its global connection options on top.
+    assert module_flags <= cli_flags
+    assert cli_flags - module_flags <= {"--base-url", "-v", "--verbose", "--quiet", "-q"}

@@ -23,6 +23,7 @@ from ._exceptions import (
     ClientClosedError,
     ConflictError,
     InternalServerError,
+    InvalidFileError,
     MissingAPIKeyError,
     NotFoundError,
     PaginationError,
@@ -35,6 +36,7 @@ from ._exceptions import (
     TaskTimeoutError,
     TwelveLabsError,
     UnprocessableEntityError,
+    UploadError,
     WebhookError,
     WebhookPayloadError,
     WebhookSignatureError,
@@ -45,10 +47,20 @@ from ._poller import Outcome, Poller, PollerStats, StatusChange
 from ._polling import PollerOptions
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, RequestOptions, ResponseEvent
-from ._types import ANALYZE_FINAL_STATUSES, EMBED_FINAL_STATUSES, TaskKind, TaskStatus
+from ._types import (
+    ANALYZE_FINAL_STATUSES,
+    EMBED_FINAL_STATUSES,
+    TaskKind,
+    TaskStatus,
+    WatchKind,
+)
 from ._version import __version__
 from .types import (
+    AnalyzeBatch,
+    AnalyzeBatchCreated,
     AnalyzeTask,
+    Asset,
+    BatchResultItem,
     EmbeddingTask,
     EmbedV1Task,
     EmbedV1TaskStatus,
@@ -74,12 +86,16 @@ __all__ = [
     "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
+    "AnalyzeBatch",
+    "AnalyzeBatchCreated",
     "AnalyzeTask",
     "AnalyzeTaskEvent",
+    "Asset",
     "AsyncPaginator",
     "AsyncTwelveLabs",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResultItem",
     "BulkItem",
     "BulkJob",
     "BulkResult",
@@ -93,6 +109,7 @@ __all__ = [
     "Float32Vector",
     "IndexTaskEvent",
     "InternalServerError",
+    "InvalidFileError",
     "Limits",
     "MediaEmbeddingTask",
     "MissingAPIKeyError",
@@ -122,6 +139,8 @@ __all__ = [
     "TwelveLabsError",
     "UnknownWebhookEvent",
     "UnprocessableEntityError",
+    "UploadError",
+    "WatchKind",
     "WebhookDeduplicator",
     "WebhookError",
     "WebhookEvent",

@@ -21,8 +21,8 @@ from ._poller import Outcome, Poller, StatusChange
 from ._polling import PollerOptions, options_from
 from ._ratelimit import RequestGate
 from ._transport import EventHooks, Transport
-from ._types import TaskKind
-from .resources import Analyze, Embed, TaskResource
+from ._types import WatchKind
+from .resources import Analyze, Assets, Embed, MultipartUpload, TaskResource
 
 if TYPE_CHECKING:
     import aiohttp
@@ -100,9 +100,14 @@ class AsyncTwelveLabs:
         self.embed = Embed(self._transport)
         """Embedding tasks: ``embed.v2.tasks`` and ``embed.v1.tasks`` (alias ``embed.tasks``)."""
         self.analyze = Analyze(self._transport)
-        """Analysis tasks: ``analyze.tasks``."""
+        """Analysis tasks and batches: ``analyze.tasks``, ``analyze.batches``."""
         self.analyze_async = self.analyze
         """The official SDK's name for ``analyze``."""
+        self.assets = Assets(self._transport)
+        """Assets: uploaded media files (``create``, ``retrieve``, ``list``, ``delete``,
+        ``wait``)."""
+        self.multipart_upload = MultipartUpload(self._transport, self.assets)
+        """Multipart uploads of large local files (``upload_file`` and the low-level calls)."""
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"
@@ -138,11 +143,13 @@ class AsyncTwelveLabs:
         """Close the HTTP session (if the client created it). Safe to call twice."""
         await self._transport.aclose()
 
-    def _resources(self) -> dict[TaskKind, TaskResource[Any, Any, Any]]:
+    def _resources(self) -> dict[WatchKind, TaskResource[Any, Any, Any]]:
         return {
             "embed_v2": self.embed.v2.tasks,
             "embed_v1": self.embed.v1.tasks,
             "analyze": self.analyze.tasks,
+            "asset": self.assets,
+            "analyze_batch": self.analyze.batches,
         }
 
     def poller(

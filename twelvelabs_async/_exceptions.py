@@ -24,6 +24,8 @@
     ├── TaskError                                 a waited-for task did not end well
     │   ├── TaskFailedError                       ended failed/canceled and raise_on_failure=True
     │   └── TaskTimeoutError (also TimeoutError)  the task's deadline passed before it was final
+    ├── InvalidFileError (a ValueError)           a local file refused before any request
+    ├── UploadError                               a multipart upload could not finish (resumable)
     └── WebhookError                              see twelvelabs_async.webhooks
         ├── WebhookSignatureError                 TL-Signature missing, malformed or wrong
         │   └── WebhookTimestampError             authentic, but outside the tolerance (replay?)
@@ -40,7 +42,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._types import TaskKind
+    from ._types import WatchKind
 
 __all__ = [
     "APIConnectionError",
@@ -53,6 +55,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "InternalServerError",
+    "InvalidFileError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PaginationError",
@@ -65,6 +68,7 @@ __all__ = [
     "TaskTimeoutError",
     "TwelveLabsError",
     "UnprocessableEntityError",
+    "UploadError",
     "WebhookError",
     "WebhookPayloadError",
     "WebhookSignatureError",
@@ -276,11 +280,11 @@ class TaskError(TwelveLabsError):
 
     Attributes:
         task_id: the task's id.
-        kind: ``"embed_v2"``, ``"embed_v1"`` or ``"analyze"``.
+        kind: ``"embed_v2"``, ``"embed_v1"``, ``"analyze"``, ``"asset"`` or ``"analyze_batch"``.
         task: the last task model retrieved, or ``None``.
     """
 
-    def __init__(self, message: str, *, task_id: str, kind: TaskKind, task: Any = None) -> None:
+    def __init__(self, message: str, *, task_id: str, kind: WatchKind, task: Any = None) -> None:
         super().__init__(message)
         self.task_id = task_id
         self.kind = kind
@@ -300,7 +304,7 @@ class TaskFailedError(TaskError):
         message: str,
         *,
         task_id: str,
-        kind: TaskKind,
+        kind: WatchKind,
         task: Any,
         status: str,
         error_message: str | None,
@@ -322,12 +326,34 @@ class TaskTimeoutError(TaskError, TimeoutError):
         message: str,
         *,
         task_id: str,
-        kind: TaskKind,
+        kind: WatchKind,
         task: Any = None,
         last_error: BaseException | None = None,
     ) -> None:
         super().__init__(message, task_id=task_id, kind=kind, task=task)
         self.last_error = last_error
+
+
+class InvalidFileError(TwelveLabsError, ValueError):
+    """A local file (or file-like input) was refused before any request was sent: missing, a
+    directory, empty, too large for the chosen upload, or not binary."""
+
+
+class UploadError(TwelveLabsError):
+    """A multipart upload could not finish. Rerun ``upload_file(..., upload_id=...)`` to
+    resume: the parts the server already recorded are not sent again.
+
+    Attributes:
+        upload_id: the upload session, ``None`` if none was created.
+        chunk_index: the part that failed (1-based), if one part is to blame.
+    """
+
+    def __init__(
+        self, message: str, *, upload_id: str | None = None, chunk_index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.upload_id = upload_id
+        self.chunk_index = chunk_index
 
 
 class WebhookError(TwelveLabsError):

@@ -37,7 +37,7 @@ from ._scheduler import (
 )
 from ._sweeps import walk
 from ._transport import RequestOptions, ResponseEvent, Transport, parse_retry_hint
-from ._types import TaskKind, TaskStatus
+from ._types import TaskStatus, WatchKind
 from .resources._base import TaskResource
 
 __all__ = ["Outcome", "Poller", "PollerStats", "StatusChange"]
@@ -93,7 +93,7 @@ class Poller:
     def __init__(
         self,
         transport: Transport,
-        resources: dict[TaskKind, TaskResource[Any, Any, Any]],
+        resources: dict[WatchKind, TaskResource[Any, Any, Any]],
         options: PollerOptions | None = None,
         *,
         on_change: Callable[[StatusChange], None] | None = None,
@@ -102,7 +102,7 @@ class Poller:
         self.options = options if options is not None else PollerOptions()
         self._transport = transport
         self._resources = dict(resources)
-        self._seen_kinds: set[TaskKind] = set()
+        self._seen_kinds: set[WatchKind] = set()
         self._scheduler = Scheduler(self.options, on_change)
         # A gate passed in is shared with other work (a bulk job's creates) under one
         # rate limit; then the options' requests_per_minute is not used.
@@ -203,7 +203,7 @@ class Poller:
             self._wakeup.set()
         return added
 
-    def notify(self, task_id: str, kind: TaskKind | None = None) -> bool:
+    def notify(self, task_id: str, kind: WatchKind | None = None) -> bool:
         """Check ``task_id`` now (e.g. a webhook said it changed). Returns whether it is
         watched and still pending."""
         now = anyio.current_time() if self._started else 0.0

@@ -33,7 +33,7 @@ from ._sweeps import (
     SweepReport,
     window_of,
 )
-from ._types import TaskKind, TaskStatus
+from ._types import TaskStatus, WatchKind
 
 __all__ = ["CheckJob", "KindSpec", "Outcome", "Scheduler", "StatusChange", "SweepJob"]
 
@@ -46,8 +46,9 @@ class Outcome:
 
     Attributes:
         task_id: the task's id.
-        kind: ``"embed_v2"``, ``"embed_v1"`` or ``"analyze"``.
-        status: ``"ready"``, ``"failed"``, ``"canceled"``, or the poller's own verdict
+        kind: ``"embed_v2"``, ``"embed_v1"``, ``"analyze"``, ``"asset"`` or ``"analyze_batch"``.
+        status: ``"ready"``, ``"failed"``, ``"canceled"`` (a batch: ``"completed"``,
+            ``"canceled"``, ``"expired"``), or the poller's own verdict
             ``"timed_out"`` or ``"not_found"`` (the task answered 404 twice).
             ``timed_out`` means a check made at or after the task's deadline (or in flight
             across it, up to the grace) still said "not final"; or, with ``error`` set to
@@ -59,7 +60,7 @@ class Outcome:
     """
 
     task_id: str
-    kind: TaskKind
+    kind: WatchKind
     status: str
     task: Any = None
     error: BaseException | None = None
@@ -75,7 +76,7 @@ class StatusChange:
     """A status transition reported to ``on_change`` (``new`` may be a poller verdict)."""
 
     task_id: str
-    kind: TaskKind
+    kind: WatchKind
     old: str | None
     new: str
 
@@ -137,7 +138,7 @@ class Watch(TaskEngine):
 class Group:
     """The watched tasks of one kind, and that kind's sweeps."""
 
-    def __init__(self, kind: TaskKind, spec: KindSpec, options: PollerOptions) -> None:
+    def __init__(self, kind: WatchKind, spec: KindSpec, options: PollerOptions) -> None:
         self.kind = kind
         self.spec = spec
         self.pending: dict[str, Watch] = {}
@@ -190,7 +191,7 @@ class Scheduler:
         self.schedule = options.schedule()
         self.grace = options.grace()
         self.on_change = on_change
-        self.groups: dict[TaskKind, Group] = {}
+        self.groups: dict[WatchKind, Group] = {}
         self.pending = 0
         """Watched tasks not yet delivered (each is in its group's ``pending``)."""
         self.inflight: set[Watch] = set()
@@ -208,7 +209,7 @@ class Scheduler:
 
     # --- the public surface -------------------------------------------------------------
 
-    def add(self, kind: TaskKind, task_ids: Iterable[str], now: float, spec: KindSpec) -> int:
+    def add(self, kind: WatchKind, task_ids: Iterable[str], now: float, spec: KindSpec) -> int:
         """Watch ``task_ids`` of ``kind`` (whose statuses ``spec`` describes); returns how
         many were new (ids already watched or delivered are ignored).
 
@@ -247,12 +248,12 @@ class Scheduler:
             for watch in list(group.pending.values()):
                 self._begin(watch, now)
 
-    def is_pending(self, kind: TaskKind, task_id: str) -> bool:
+    def is_pending(self, kind: WatchKind, task_id: str) -> bool:
         """Whether ``task_id`` of ``kind`` is watched and not yet delivered."""
         group = self.groups.get(kind)
         return group is not None and task_id in group.pending
 
-    def notify(self, task_id: str, kind: TaskKind | None, now: float) -> bool:
+    def notify(self, task_id: str, kind: WatchKind | None, now: float) -> bool:
         """Check ``task_id`` now; returns whether it is watched and pending."""
         for group in self.groups.values():
             if kind is not None and group.kind != kind:
@@ -570,7 +571,12 @@ class Scheduler:
 
     def _rebalance(self, group: Group, now: float) -> None:
         """Sweep a kind with enough pending tasks; poll each task of a smaller one alone."""
-        want = self.options.sweep and not group.broken and len(group.pending) >= SWEEP_MIN_TASKS
+        want = (
+            self.options.sweep
+            and not group.broken
+            and bool(group.spec.pending_statuses)  # a list without a status filter (assets)
+            and len(group.pending) >= SWEEP_MIN_TASKS
+        )
         if want and not group.active:
             group.active = True
             # The first sweep soon: it learns every task's creation time (narrower sweeps).

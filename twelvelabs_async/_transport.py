@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
+import io
 import ipaddress
 import logging
 import math
@@ -16,7 +18,15 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import timezone
 from types import MappingProxyType
@@ -55,7 +65,15 @@ if TYPE_CHECKING:
     import aiohttp
     from yarl import URL
 
-__all__ = ["EventHooks", "RequestOptions", "Response", "ResponseEvent", "Transport"]
+__all__ = [
+    "EventHooks",
+    "FormFile",
+    "RequestOptions",
+    "Response",
+    "ResponseEvent",
+    "StreamedBody",
+    "Transport",
+]
 
 logger = logging.getLogger("twelvelabs_async")
 
@@ -71,7 +89,19 @@ _ERROR_BODY_LIMIT = 64 * 1024
 _TIMEOUT_CACHE_SIZE = 32
 _json_encode = msgspec.json.Encoder().encode
 
-FormValue = str | bytes | os.PathLike[str] | IO[bytes]
+
+@dataclass(frozen=True, slots=True)
+class FormFile:
+    """A file part of a form with its own file name: bytes, a path (opened for each attempt), a
+    binary file object (rewound for each attempt) or an async byte stream (sent once: a call
+    that carries one is not retried once it may have been read)."""
+
+    source: bytes | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes]
+    filename: str
+    content_type: str = "application/octet-stream"
+
+
+FormValue = str | bytes | os.PathLike[str] | IO[bytes] | FormFile
 QueryValue = str | int | float
 
 
@@ -147,7 +177,7 @@ class EventHooks:
 class Response:
     """A successful response: status, headers and the raw body, read in full."""
 
-    __slots__ = ("body", "headers", "method", "path", "retries", "status")
+    __slots__ = ("body", "headers", "method", "path", "raw", "retries", "status")
 
     def __init__(
         self,
@@ -157,6 +187,7 @@ class Response:
         headers: Mapping[str, str],
         body: bytes,
         retries: int,
+        raw: aiohttp.ClientResponse | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -164,6 +195,8 @@ class Response:
         self.headers = headers
         self.body = body
         self.retries = retries
+        self.raw = raw
+        """The open response of a streamed call (see :meth:`Transport.stream`), else ``None``."""
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.method} {self.path} ({len(self.body)} bytes)>"
@@ -174,6 +207,7 @@ class _Call:
 
     __slots__ = (
         "attempt",
+        "content_type",
         "form",
         "gate",
         "headers",
@@ -187,6 +221,8 @@ class _Call:
         "path",
         "replayable",
         "sent",
+        "sliced",
+        "stream",
         "timeout",
         "url",
     )
@@ -197,13 +233,16 @@ class _Call:
         path: str,
         url: URL,
         params: Any,
-        json_body: bytes | None,
+        json_body: bytes | memoryview | None,
         form: list[tuple[str, FormValue]] | None,
         headers: Mapping[str, str],
         timeout: Timeout,
         max_retries: int,
         idempotent: bool,
         options: RequestOptions,
+        *,
+        stream: bool = False,
+        sliced: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -217,6 +256,10 @@ class _Call:
         self.idempotent = idempotent
         self.gate = options.gate
         self.observer = options.observer
+        self.stream = stream
+        """The body is handed to the caller unread (see :meth:`Transport.stream`)."""
+        self.sliced = sliced
+        """The body is written slice by slice (large raw bodies, see ``request_external``)."""
         self.attempt = 0
         self.replayable = form is None or all(_replayable(value) for _, value in form)
         """Whether the body can be sent again (a non-seekable stream is read once)."""
@@ -227,6 +270,10 @@ class _Call:
 
 
 def _replayable(value: FormValue) -> bool:
+    if isinstance(value, FormFile):
+        value = value.source  # type: ignore[assignment]
+        if not isinstance(value, (str, bytes, os.PathLike, io.IOBase)):
+            return False  # an async stream is read once
     return isinstance(value, (str, bytes, os.PathLike)) or value.seekable()
 
 
@@ -599,6 +646,10 @@ class Transport:
         call = self._prepare(
             method, path, params, json, form, headers, options or _NO_OPTIONS, idempotency_key
         )
+        return await self._send(call)
+
+    async def _send(self, call: _Call) -> Response:
+        """Try ``call`` until it succeeds or :func:`retry_delay` gives up."""
         while True:
             try:
                 return await self._attempt(call)
@@ -667,6 +718,72 @@ class Transport:
         """A fresh random key for one logical create call."""
         return uuid.uuid4().hex
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
+        options: RequestOptions | None = None,
+    ) -> AsyncIterator[StreamedBody]:
+        """Open a response whose body is read piece by piece (``async with``).
+
+        Opening is retried like :meth:`request`; once the status line and headers have
+        arrived, the body belongs to the caller and is not retried (a connection lost midway
+        raises :class:`APIConnectionError` from the iterator)."""
+        call = self._prepare(method, path, params, None, None, None, options or _NO_OPTIONS, None)
+        call.stream = True
+        response = await self._send(call)
+        raw = response.raw
+        assert raw is not None
+        try:
+            yield StreamedBody(raw, call.method, call.path, self.max_response_size, self._api_key)
+        finally:
+            raw.release()
+
+    async def request_external(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | memoryview,
+        headers: Mapping[str, str] | None = None,
+        options: RequestOptions | None = None,
+    ) -> Response:
+        """Send ``content`` to an absolute URL outside the API (a presigned storage URL).
+
+        The API key is never sent there (the URL carries its own signature), and only the
+        URL's path, never its query string (the signature), appears in errors and logs. The
+        body is written slice by slice, so no second copy of it waits in a buffer."""
+        from yarl import URL
+
+        target = URL(url, encoded=True)
+        if target.scheme not in ("http", "https") or not target.host:
+            raise ValueError("the upload URL must be an absolute http(s) URL")
+        call_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if not any(name.lower() == "content-type" for name in call_headers):
+            call_headers["Content-Type"] = "application/octet-stream"
+        call_headers["Content-Length"] = str(len(content))
+        opts = options or _NO_OPTIONS
+        max_retries = self.max_retries if opts.max_retries is None else opts.max_retries
+        forced = testing_max_retries()
+        call = _Call(
+            method,
+            target.raw_path,
+            target,
+            None,
+            content,
+            None,
+            call_headers,
+            opts.timeout or self.timeout,
+            max_retries if forced is None else forced,
+            True,  # the same bytes to the same place: safe to repeat
+            opts,
+            sliced=True,
+        )
+        return await self._send(call)
+
     # --- one attempt ---------------------------------------------------------------------
 
     async def _attempt(self, call: _Call) -> Response:
@@ -712,6 +829,10 @@ class Transport:
             for hook in self.hooks.on_request:
                 hook(call.method, call.path, call.attempt)
             data: Any = call.json_body
+            if call.sliced and data is not None:
+                # Written slice by slice, each awaited: the socket sets the pace, and no
+                # second copy of a large body waits in the transport's buffer.
+                data = _slices(data)
             if call.form is not None:
                 data, opened = _build_form(call.form)
             has_body = data is not None
@@ -721,22 +842,32 @@ class Transport:
             if self._deadlines is not None:
                 clock = self._deadlines.start(None if has_body else timeout.read, timeout.total)
             try:
-                async with session.request(
+                # Awaited rather than entered, so that a streamed body can outlive the attempt.
+                resp = await session.request(
                     call.method,
                     call.url,
                     params=call.params,
                     data=data,
                     headers=call.headers,
-                    timeout=self._client_timeout(timeout, has_body),
+                    # A stream keeps aiohttp's read limit: every chunk must arrive in time.
+                    timeout=self._client_timeout(timeout, has_body or call.stream),
                     allow_redirects=False,
                     proxy=self._proxy,
                     proxy_headers=self._proxy_headers,
-                ) as resp:
+                )
+                handed_over = False
+                try:
                     if clock is not None:
                         clock.progress()
                     status = resp.status
                     headers = resp.headers
                     if 200 <= status < 300:
+                        if call.stream:
+                            handed_over = True
+                            self._notify(call, status, headers, started, None)
+                            return Response(
+                                call.method, call.path, status, headers, b"", call.attempt, resp
+                            )
                         body = await self._read_body(resp, call, clock)
                         self._notify(call, status, headers, started, None)
                         return Response(call.method, call.path, status, headers, body, call.attempt)
@@ -748,6 +879,9 @@ class Transport:
                         self._notify(call, status, headers, started, None)
                         return Response(call.method, call.path, status, headers, b"", call.attempt)
                     error: APIError = self._status_error(call, status, headers, bytes(error_body))
+                finally:
+                    if not handed_over:
+                        resp.release()
             except asyncio.CancelledError:
                 reason = clock.timed_out() if clock is not None else None
                 if reason is None:
@@ -909,6 +1043,79 @@ class Transport:
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
+class StreamedBody:
+    """The body of a streamed response, read as it arrives (see :meth:`Transport.stream`)."""
+
+    __slots__ = ("_key", "_limit", "_raw", "method", "path")
+
+    def __init__(
+        self, raw: aiohttp.ClientResponse, method: str, path: str, limit: int, key: str
+    ) -> None:
+        self._raw = raw
+        self.method = method
+        self.path = path
+        self._limit = limit
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"<StreamedBody {self.method} {self.path}>"
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Each non-blank line (``\\n`` or ``\\r\\n`` endings) as soon as it is complete. Only
+        one line is held at a time; a line longer than ``max_response_size`` raises
+        :class:`ResponseTooLargeError`; a body cut off raises :class:`APIConnectionError`."""
+        buffer = bytearray()
+        chunks = self._raw.content.iter_any().__aiter__()
+        while True:
+            chunk, error = await self._next(chunks)
+            if error is not None:
+                # Raised outside the except block: aiohttp errors must not be chained (their
+                # repr carries the request headers).
+                raise error
+            if chunk is None:
+                break
+            buffer += chunk
+            start = 0
+            while (end := buffer.find(b"\n", start)) >= 0:
+                line = bytes(buffer[start:end]).rstrip(b"\r")
+                start = end + 1
+                if line.strip():
+                    yield line
+            del buffer[:start]
+            if len(buffer) > self._limit:
+                raise ResponseTooLargeError(
+                    f"A line of more than max_response_size={self._limit} bytes",
+                    status_code=self._raw.status,
+                    method=self.method,
+                    path=self.path,
+                )
+        if buffer.strip():
+            yield bytes(buffer).rstrip(b"\r")
+
+    async def _next(self, chunks: AsyncIterator[bytes]) -> tuple[bytes | None, APIError | None]:
+        import aiohttp
+
+        try:
+            return await chunks.__anext__(), None
+        except StopAsyncIteration:
+            return None, None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            text = str(exc).replace(self._key, "***")
+            return None, APIConnectionError(
+                f"Connection error while streaming ({type(exc).__name__}: {text})",
+                method=self.method,
+                path=self.path,
+                request_sent=True,
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            return None, APITimeoutError(
+                "Request timed out while streaming",
+                method=self.method,
+                path=self.path,
+                request_sent=True,
+            )
+
+
 class AttemptTimeoutError(TimeoutError):
     """An attempt overran its ``read`` or ``total`` limit (the message says which)."""
 
@@ -936,6 +1143,16 @@ async def _read_error_body(
         pass
     except (TimeoutError, asyncio.TimeoutError):  # aiohttp's own limits (before 3.11)
         pass
+
+
+_SLICE = 256 * 1024
+
+
+async def _slices(body: bytes | memoryview) -> AsyncIterator[memoryview]:
+    """``body`` in slices that share its memory (one generator per attempt)."""
+    view = memoryview(body)
+    for start in range(0, len(view), _SLICE):
+        yield view[start : start + _SLICE]
 
 
 def _form_text(value: Any) -> str:
@@ -978,7 +1195,15 @@ def _add_form_fields(
     form: aiohttp.FormData, fields: list[tuple[str, FormValue]], opened: list[IO[bytes]]
 ) -> None:
     for name, value in fields:
-        if isinstance(value, str):
+        if isinstance(value, FormFile):
+            source = value.source
+            if isinstance(source, os.PathLike):
+                source = open(os.fspath(source), "rb")  # noqa: SIM115  (closed after the attempt)
+                opened.append(source)
+            elif isinstance(source, io.IOBase) and source.seekable():
+                source.seek(0)
+            form.add_field(name, source, filename=value.filename, content_type=value.content_type)
+        elif isinstance(value, str):
             form.add_field(name, value)
         elif isinstance(value, bytes):
             form.add_field(name, value, filename=name, content_type="application/octet-stream")

@@ -9,10 +9,14 @@ __all__ = [
     "EMBED_FINAL_STATUSES",
     "TaskKind",
     "TaskStatus",
+    "WatchKind",
 ]
 
 TaskKind = Literal["embed_v2", "embed_v1", "analyze"]
 """Which family a task belongs to; also the keyword names of ``wait_all``."""
+
+WatchKind = Literal["embed_v2", "embed_v1", "analyze", "asset", "analyze_batch"]
+"""Everything ``wait()`` and the poller watch: the task kinds, assets and analysis batches."""
 
 
 class TaskStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -16,7 +16,7 @@ from .._poller import Outcome, Poller
 from .._ratelimit import RequestGate
 from .._transport import RequestOptions, Response, Transport
 from .._types import TaskKind
-from ..resources import AnalyzeTasks, EmbedV1Tasks, EmbedV2Tasks
+from ..resources import AnalyzeTasks, Assets, EmbedV1Tasks, EmbedV2Tasks, MultipartUpload
 from ..resources._base import TaskResource
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._client import AsyncTwelveLabs
+    from ..types.assets import Asset
 
 __all__ = ["Backend", "HttpBackend"]
 
@@ -49,6 +50,12 @@ class Backend(Protocol):
 
     def watch(self, kind: TaskKind, task_id: str) -> None:
         """Start watching a task."""
+
+    async def upload(
+        self, path: str, upload_id: str | None, on_session: Callable[[str], None]
+    ) -> Asset:
+        """Upload a local file as an asset (resuming ``upload_id``), waiting until it is
+        final; ``on_session(upload_id)`` as soon as the session exists."""
 
     def outcomes(self) -> AsyncIterator[Outcome]:
         """Outcomes of watched tasks; ends when none is left to watch."""
@@ -90,6 +97,8 @@ class HttpBackend:
         self._embed_v2 = EmbedV2Tasks(transport)
         self._embed_v1 = EmbedV1Tasks(transport)
         self._analyze = AnalyzeTasks(transport)
+        self._uploads = MultipartUpload(transport, Assets(transport))
+        self._timeout = poller_options.get("timeout")
         self._watched: dict[str, TaskResource[Any, Any, Any]] = {
             "embed_v2": client.embed.v2.tasks,
             "embed_v1": client.embed.v1.tasks,
@@ -174,6 +183,18 @@ class HttpBackend:
                 kwargs["video_file"] = Path(video_file)
             return (await self._embed_v1.create(**kwargs)).id
         return (await self._embed_v2.create(**kwargs)).id
+
+    async def upload(
+        self, path: str, upload_id: str | None, on_session: Callable[[str], None]
+    ) -> Asset:
+        return await self._uploads.upload_file(
+            path,
+            upload_id=upload_id,
+            on_session=on_session,
+            timeout=self._timeout,
+            poll_interval=self._poller_options.get("poll_interval"),
+            max_poll_interval=self._poller_options.get("max_poll_interval"),
+        )
 
     async def listing(self, kind: TaskKind, start: datetime, end: datetime) -> AsyncIterator[Any]:
         resource = self._embed_v2 if kind == "embed_v2" else self._embed_v1

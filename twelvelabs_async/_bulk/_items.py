@@ -19,6 +19,8 @@ __all__ = [
     "idempotency_key",
     "input_key",
     "listed_keys",
+    "local_path",
+    "with_asset",
 ]
 
 BULK_KINDS: Final[frozenset[str]] = frozenset({"embed_v2", "embed_v1", "analyze"})
@@ -133,3 +135,32 @@ def listed_keys(item: Any) -> set[tuple[str, str]]:
         if isinstance(filename, str) and filename:
             keys.add(("filename", filename))
     return keys
+
+
+def local_path(kind: str, params: Mapping[str, Any]) -> str | None:
+    """The local file an item names instead of a URL: ``media_source.path`` (Embed v2) or
+    ``video.path`` (analysis); ``None`` when it names none."""
+    if kind == "embed_v2":
+        input_type = params.get("input_type")
+        media = params.get(input_type) if isinstance(input_type, str) else None
+        source = media.get("media_source") if isinstance(media, Mapping) else None
+        path = source.get("path") if isinstance(source, Mapping) else None
+    elif kind == "analyze":
+        video = params.get("video")
+        path = video.get("path") if isinstance(video, Mapping) else None
+    else:
+        return None
+    return path if isinstance(path, str) and path else None
+
+
+def with_asset(kind: str, params: Mapping[str, Any], asset_id: str) -> dict[str, Any]:
+    """``params`` with the local file replaced by the asset it was uploaded as."""
+    out = dict(params)
+    if kind == "embed_v2":
+        input_type = out["input_type"]
+        media = dict(out[input_type])
+        media["media_source"] = {"asset_id": asset_id}
+        out[input_type] = media
+    else:
+        out["video"] = {"type": "asset_id", "asset_id": asset_id}
+    return out

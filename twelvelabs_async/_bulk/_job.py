@@ -20,8 +20,10 @@ before any create is sent; those proven absent from the API are created normally
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -38,9 +40,12 @@ from .._exceptions import (
     APIError,
     APIStatusError,
     AuthenticationError,
+    InvalidFileError,
+    NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     ResponseDecodeError,
+    UploadError,
 )
 from .._poller import Outcome
 from .._ratelimit import RequestGate
@@ -55,12 +60,12 @@ from ._items import (
     idempotency_key,
     input_key,
     listed_keys,
+    local_path,
+    with_asset,
 )
 from ._state import CREATED, SENDING, SETTLED, JobState, Row
 
 if TYPE_CHECKING:
-    import os
-
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -78,6 +83,8 @@ DEFAULT_RECONCILE_MARGIN = 120.0
 """Seconds listed before the intent time (and after now): clocks differ between us and the
 API, and ``created_at`` filters may be truncated to the second."""
 _CHUNK = 256
+_UPLOADS_AT_ONCE = 2
+"""Local files uploaded at once (each already sends several parts in parallel)."""
 """Items looked up in the state file per query."""
 _RATE_LIMIT_RETRIES = 5
 _LIST_TRIES = 6
@@ -106,6 +113,10 @@ class BulkStats:
     """Tasks created by an earlier run and watched again by this one."""
     reconciled: int = 0
     """Ambiguous creates matched to their task."""
+    uploaded: int = 0
+    """Local files uploaded as assets by this run."""
+    uploads_reused: int = 0
+    """Local files whose asset an earlier run (or item) had uploaded already: not sent."""
     running: int = 0
     """Tasks being watched now."""
     settled: Counter[str] = field(default_factory=Counter)
@@ -194,6 +205,8 @@ class BulkJob:
         self._sending_inputs: Counter[tuple[str, tuple[str, str] | None]] = Counter()
         """Unanswered creates by input: a task found for one may be another's."""
         self._slots = anyio.Semaphore(concurrency)
+        self._upload_slots = anyio.Semaphore(_UPLOADS_AT_ONCE)
+        self._upload_locks: dict[str, anyio.Lock] = {}
         self._watching = 0
         self._watch_wake = anyio.Event()
         self._fatal: BaseException | None = None
@@ -362,6 +375,31 @@ class BulkJob:
     # --- creating -------------------------------------------------------------------------
 
     async def _create(self, flight: _Flight) -> None:
+        path = local_path(flight.item.kind, flight.item.params)
+        if path is not None:
+            try:
+                asset_id, asset_status, asset_error = await self._local_asset(path)
+            except InvalidFileError as refused:
+                await self._settle_now(flight, REJECTED, None, str(refused))
+                return
+            except APIStatusError as refused_by_api:
+                code = refused_by_api.status_code
+                if not 400 <= code < 500 or code in (408, 429):
+                    self._stop_upload(refused_by_api)
+                    return
+                await self._settle_now(flight, REJECTED, None, _describe(refused_by_api))
+                return
+            except (APIError, UploadError) as failed:
+                self._stop_upload(failed)
+                return
+            if asset_status != "ready":
+                why = f"{path!r} was uploaded as asset {asset_id}, which ended {asset_status!r}"
+                why += f": {asset_error}" if asset_error else ""
+                await self._settle_now(flight, "failed", None, why)
+                return
+            flight.item = dataclasses.replace(
+                flight.item, params=with_asset(flight.item.kind, flight.item.params, asset_id)
+            )
         item = flight.item
         self._stats.sending += 1
         sending = (item.kind, input_key(item.kind, item.params))
@@ -394,6 +432,46 @@ class BulkJob:
             await self._attach_or_settle(flight, task_id)
         else:
             await self._settle_now(flight, status, None, error)
+
+    def _stop_upload(self, error: BaseException) -> None:
+        """An upload failed for want of the API (nothing was created for its item): as for a
+        create, the job stops once the creates in flight have their answer (a rerun resumes
+        the upload from the session the state file recorded)."""
+        if self._stop_error is None:
+            self._stop_error = error
+        if self._stats.sending == 0:
+            raise self._stop_error
+
+    async def _local_asset(self, path: str) -> tuple[str, str | None, str | None]:
+        """The asset of a local file: ``(asset_id, status, error message)``. A file uploaded
+        by this job before (same path, size and modification time) is never sent again; an
+        upload cut short is resumed from the session the state file recorded."""
+        real, size, mtime = await anyio.to_thread.run_sync(_file_identity, path)
+        async with self._upload_locks.setdefault(real, anyio.Lock()):
+            upload_id = None
+            if size:
+                upload_id, asset_id, status = await self._state.upload(real, size, mtime)
+                if asset_id is not None and status == "ready":
+                    self._stats.uploads_reused += 1
+                    return asset_id, status, None
+
+            def remember(session_id: str) -> None:
+                self._state.record_upload(real, size, mtime, upload_id=session_id)
+
+            async with self._upload_slots:
+                try:
+                    asset = await self._backend.upload(real, upload_id, remember)
+                except (UploadError, NotFoundError):
+                    if upload_id is None:
+                        raise
+                    # The recorded session is gone or finished elsewhere: a fresh one.
+                    asset = await self._backend.upload(real, None, remember)
+            self._stats.uploaded += 1
+            assert asset.id is not None
+            await self._state.record_upload(
+                real, size, mtime, upload_id=None, asset_id=asset.id, status=asset.status
+            ).wait()
+            return asset.id, asset.status, asset.error_message
 
     async def _attach_or_settle(self, flight: _Flight, task_id: str) -> None:
         """Watch the item's task, unless another item of this run already holds it (which
@@ -672,6 +750,19 @@ class BulkJob:
         delay = wall_time - time.time()
         if delay > 0 and math.isfinite(delay):
             await anyio.sleep(delay)
+
+
+def _file_identity(path: str) -> tuple[str, int, int]:
+    """``(absolute path, size, mtime_ns)`` of a regular file; size 0 when it is none (the
+    upload then refuses it with a clear error)."""
+    real = os.path.abspath(path)
+    try:
+        stat = os.stat(real)
+    except OSError:
+        return real, 0, 0
+    if os.path.isdir(real):
+        return real, 0, 0
+    return real, stat.st_size, stat.st_mtime_ns
 
 
 async def _iterate(items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncIterator[BulkItem]:

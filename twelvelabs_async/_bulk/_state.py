@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS items (
     error TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_task ON items (kind, task_id);
+CREATE TABLE IF NOT EXISTS uploads (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    upload_id TEXT,
+    asset_id TEXT,
+    status TEXT
+) WITHOUT ROWID;
 """
 
 T = TypeVar("T")
@@ -195,6 +203,45 @@ class JobState:
             return owned
 
         return await self._call(query) if ids else set()
+
+    async def upload(
+        self, path: str, size: int, mtime_ns: int
+    ) -> tuple[str | None, str | None, str | None]:
+        """``(upload_id, asset_id, asset status)`` recorded for this file (all ``None`` if none,
+        or if the file changed since: another size or modification time)."""
+
+        def query() -> tuple[str | None, str | None, str | None]:
+            found = self.db.execute(
+                "SELECT upload_id, asset_id, status FROM uploads "
+                "WHERE path = ? AND size = ? AND mtime_ns = ?",
+                (path, size, mtime_ns),
+            ).fetchone()
+            if found is None:
+                return None, None, None
+            return found[0], found[1], found[2]
+
+        return await self._call(query)
+
+    def record_upload(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        *,
+        upload_id: str | None,
+        asset_id: str | None = None,
+        status: str | None = None,
+    ) -> anyio.Event:
+        """Store what is known of a file's upload (queued; the event fires on commit): a rerun
+        then resumes the session, or reuses the asset."""
+        return self._put(
+            "INSERT INTO uploads (path, size, mtime_ns, upload_id, asset_id, status) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, "
+            "upload_id = excluded.upload_id, asset_id = excluded.asset_id, "
+            "status = excluded.status",
+            (path, size, mtime_ns, upload_id, asset_id, status),
+        )
 
     async def counts(self) -> dict[str, int]:
         """Items by state."""

@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .._fake_args import add_fake_server_arguments
 from .._version import __version__
 from ._common import (
     EXIT_BROKEN_PIPE,
@@ -176,6 +177,50 @@ def build_parser() -> argparse.ArgumentParser:
     getting.add_argument("task_id", metavar="ID", help="the task id")
     _connection_options(getting, top=False)
     _command(getting, "_tasks:tasks_get")
+
+    # --- assets --------------------------------------------------------------------------
+    assets = commands.add_parser(
+        "assets", help="upload local files as assets", description="Upload assets."
+    )
+    asset_actions = assets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    uploading = asset_actions.add_parser(
+        "upload",
+        help="upload a local file, with a progress bar, and wait until the asset is ready",
+        description=_paragraphs(
+            "Upload PATH as an asset: directly up to 200 MB, in parts (multipart) above that "
+            "or with --multipart. Progress goes to stderr (the upload id first, to --resume "
+            "an interrupted upload without sending its finished parts again); the final "
+            "asset is printed as JSON. Exit 1 if the asset failed processing."
+        ),
+        epilog="example: twelvelabs-async assets upload movie.mp4 --concurrency 8",
+        formatter_class=_Formatter,
+    )
+    uploading.add_argument("path", metavar="PATH", help="the local file")
+    uploading.add_argument(
+        "--type", default="video", choices=("video", "audio", "image"), help="media type"
+    )
+    uploading.add_argument("--multipart", action="store_true", help="upload in parts")
+    uploading.add_argument("--resume", metavar="UPLOAD_ID", help="resume this upload")
+    uploading.add_argument(
+        "--concurrency", type=positive_int, default=5, metavar="N", help="parts in flight"
+    )
+    uploading.add_argument("--no-wait", action="store_true", help="do not wait for ready")
+    uploading.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="how long to wait for the asset to be ready",
+    )
+    uploading.add_argument(
+        "--progress-interval",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal",
+    )
+    _connection_options(uploading, top=False)
+    _command(uploading, "_assets:assets_upload")
 
     # --- watch ---------------------------------------------------------------------------
     watching = commands.add_parser(
@@ -369,42 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids-out ids.txt",
         formatter_class=_Formatter,
     )
-    faking.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free one)")
-    faking.add_argument("--api-key", default=None, help="accept only this key (default: any)")
-    faking.add_argument("--seed-tasks", type=int, default=0, metavar="N", help="tasks to create")
-    faking.add_argument(
-        "--kind",
-        type=kind_arg,
-        default="embed_v2",
-        metavar=KINDS_METAVAR,
-        help="kind of the seeded tasks (default embed-v2)",
-    )
-    faking.add_argument("--ids-out", metavar="FILE", help="write the seeded task ids here")
-    faking.add_argument(
-        "--finish-after-polls",
-        type=int,
-        metavar="N",
-        help="reads until a task is final (default 2, unless --finish-after-seconds)",
-    )
-    faking.add_argument(
-        "--finish-after-seconds",
-        type=float,
-        metavar="SECONDS",
-        help="seconds from creation until a task is final",
-    )
-    faking.add_argument(
-        "--rate-limit-per-minute",
-        type=positive_int,
-        default=600,
-        metavar="N",
-        help="the X-Ratelimit-Limit it reports (default 600)",
-    )
-    faking.add_argument(
-        "--webhook-url",
-        metavar="URL",
-        help="POST signed analyze.task.* webhooks here when analysis tasks finish",
-    )
-    faking.add_argument("--webhook-secret", metavar="SECRET", help="webhook signing secret")
+    add_fake_server_arguments(faking)  # shared with `python -m twelvelabs_async.testing`
     _command(faking, "_fake:fake_server")
 
     # --- demo ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .._exceptions import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    InvalidFileError,
     NotFoundError,
     PermissionDeniedError,
     TwelveLabsError,
@@ -161,6 +162,8 @@ def error_exit_code(error: BaseException) -> int:
     """The exit code for an error that ended a command."""
     if isinstance(error, CliError):
         return error.exit_code
+    if isinstance(error, InvalidFileError):
+        return EXIT_USAGE
     if isinstance(error, (AuthenticationError, PermissionDeniedError)):
         return EXIT_AUTH
     if isinstance(error, NotFoundError):

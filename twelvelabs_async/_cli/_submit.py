@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
+import os
 import sys
 import time
 from collections import Counter
@@ -58,7 +59,7 @@ _CREATE_KEYWORDS: dict[str, frozenset[str]] = {
     )
 }
 """The body fields each kind's create accepts (``params`` keys)."""
-_MEDIA_SOURCES = ("url", "base64_string", "asset_id")
+_MEDIA_SOURCES = ("url", "base64_string", "asset_id", "path")
 
 
 def parse_kind(value: str) -> TaskKind | None:
@@ -77,8 +78,10 @@ def _missing_input(kind: str, params: Mapping[str, Any]) -> str | None:
         media = params.get(input_type)
         source = media.get("media_source") if isinstance(media, Mapping) else None
         if not isinstance(source, Mapping) or not any(source.get(k) for k in _MEDIA_SOURCES):
-            return f"params.{input_type}.media_source needs one of url, base64_string, asset_id"
-        return None
+            return (
+                f"params.{input_type}.media_source needs one of url, base64_string, asset_id, path"
+            )
+        return _missing_file(source.get("path"))
     if kind == "embed_v1":
         if not params.get("model_name"):
             return "params.model_name is missing"
@@ -90,6 +93,22 @@ def _missing_input(kind: str, params: Mapping[str, Any]) -> str | None:
         return None
     if not params.get("video") and not params.get("image"):
         return "params needs video or image"
+    video = params.get("video")
+    return _missing_file(video.get("path")) if isinstance(video, Mapping) else None
+
+
+def _missing_file(path: Any) -> str | None:
+    """Why a local file named by an item cannot be uploaded (``None``: it can, or none)."""
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        return "a local path must be a non-empty string"
+    if not os.path.exists(path):
+        return f"no such file: {path!r}"
+    if os.path.isdir(path):
+        return f"{path!r} is a directory"
+    if os.path.getsize(path) == 0:
+        return f"{path!r} is empty"
     return None
 
 
@@ -190,8 +209,10 @@ class Manifest:
             if header is None:
                 return
             names = [name.strip().lower() for name in header]
-            if "custom_id" not in names or "url" not in names:
-                yield bad(1, "a CSV manifest needs a header with custom_id and url columns")
+            if "custom_id" not in names or ("url" not in names and "path" not in names):
+                yield bad(
+                    1, "a CSV manifest needs a header with custom_id and url (or path) columns"
+                )
                 return
             if kind is None or not self.model:
                 yield bad(1, "a CSV manifest needs --kind and --model")
@@ -199,7 +220,9 @@ class Manifest:
             if kind == "analyze" and not self.prompt:
                 yield bad(1, "a CSV manifest of analyze items needs --prompt")
                 return
-            at_id, at_url = names.index("custom_id"), names.index("url")
+            # A path column names local files (uploaded as assets first); else URLs.
+            local = "url" not in names
+            at_id, at_url = names.index("custom_id"), names.index("path" if local else "url")
             for row in reader:
                 number = reader.line_num
                 if not any(cell.strip() for cell in row):
@@ -212,21 +235,26 @@ class Manifest:
                     yield bad(number, "custom_id is empty")
                     continue
                 if not url:
-                    yield bad(number, "missing input: url is empty")
+                    yield bad(number, f"missing input: {'path' if local else 'url'} is empty")
                     continue
-                yield number, BulkItem(custom_id, kind, _csv_params(kind, url, self))
+                missing = _missing_file(url) if local else None
+                if missing is not None:
+                    yield bad(number, f"missing input: {missing}")
+                    continue
+                yield number, BulkItem(custom_id, kind, _csv_params(kind, url, self, local))
 
 
-def _csv_params(kind: TaskKind, url: str, manifest: Manifest) -> dict[str, Any]:
+def _csv_params(kind: TaskKind, url: str, manifest: Manifest, local: bool) -> dict[str, Any]:
+    where = "path" if local else "url"
     if kind == "embed_v2":
         return {
             "input_type": "video",
             "model_name": manifest.model,
-            "video": {"media_source": {"url": url}},
+            "video": {"media_source": {where: url}},
         }
     if kind == "embed_v1":
-        return {"model_name": manifest.model, "video_url": url}
-    return {"video": {"url": url}, "model_name": manifest.model, "prompt": manifest.prompt}
+        return {"model_name": manifest.model, "video_file" if local else "video_url": url}
+    return {"video": {where: url}, "model_name": manifest.model, "prompt": manifest.prompt}
 
 
 def read_manifest(args: argparse.Namespace) -> Manifest:

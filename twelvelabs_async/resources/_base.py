@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -20,7 +20,7 @@ from .._polling import (
     options_from,
 )
 from .._transport import RequestOptions, Transport, encode_path_segment
-from .._types import TaskKind
+from .._types import WatchKind
 from ..types.common import TaskPage
 
 __all__ = ["DEFAULT_TASK_TIMEOUT", "ListItem", "PolledTask", "TaskResource", "build_options"]
@@ -126,7 +126,7 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
     endpoint is polled and whose full record is fetched once, at the end).
     """
 
-    kind: ClassVar[TaskKind]
+    kind: ClassVar[WatchKind]
     collection: ClassVar[str]
     final_statuses: ClassVar[frozenset[str]]
     known_statuses: ClassVar[frozenset[str]]
@@ -134,6 +134,8 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
     """Non-final statuses a sweep lists to learn, many tasks per request, which changed."""
     sweep_time_window: ClassVar[bool]
     """Whether the list endpoint filters by creation time (``started_at``/``ended_at``)."""
+    success_status: ClassVar[str] = "ready"
+    """The final status that means success (``raise_on_failure`` raises for the others)."""
     task_type: type[TaskT]
     item_type: type[ItemT]
 
@@ -150,24 +152,32 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
 
     def _paginate(
         self,
-        filters: dict[str, str | None],
+        filters: Mapping[str, str | Sequence[str] | None],
         page: int | None,
         page_limit: int | None,
         options: RequestOptions | None,
     ) -> AsyncPaginator[ItemT]:
-        params = {key: value for key, value in filters.items() if value is not None}
+        # Array filters repeat their key once per value (``status=a&status=b``).
+        params: list[tuple[str, str]] = []
+        for key, value in filters.items():
+            if isinstance(value, str):
+                params.append((key, value))
+            elif value is not None:
+                params.extend((key, str(one)) for one in value)
         if page_limit is not None:
-            params["page_limit"] = str(page_limit)
+            params.append(("page_limit", str(page_limit)))
 
         async def fetch(number: int) -> TaskPage[ItemT]:
-            return await self.list_page({**params, "page": str(number)}, options)
+            return await self.list_page([*params, ("page", str(number))], options)
 
         return AsyncPaginator(
             fetch, page=1 if page is None else page, page_limit=page_limit, path=self.collection
         )
 
     async def list_page(
-        self, params: Mapping[str, str], options: RequestOptions | None = None
+        self,
+        params: Mapping[str, str] | Sequence[tuple[str, str]],
+        options: RequestOptions | None = None,
     ) -> TaskPage[ItemT]:
         """One raw page of the list endpoint (``params`` already in wire form)."""
         response = await self._transport.request(
@@ -285,7 +295,7 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
                 action = engine.on_result(now, last.status, result is not None)
             if isinstance(action, Deliver) and result is not None:
                 if raise_on_failure:
-                    raise_if_failed(self.kind, task_id, result)
+                    raise_if_failed(self.kind, task_id, result, self.success_status)
                 return result
         if isinstance(action, StopAll):
             raise action.error
@@ -302,10 +312,10 @@ class TaskResource(Generic[TaskT, ItemT, CheckT]):
         )
 
 
-def raise_if_failed(kind: TaskKind, task_id: str, task: Any) -> None:
-    """Raise :class:`TaskFailedError` unless ``task`` ended ``ready``."""
+def raise_if_failed(kind: WatchKind, task_id: str, task: Any, success: str = "ready") -> None:
+    """Raise :class:`TaskFailedError` unless ``task`` ended ``success``."""
     status = getattr(task, "status", None)
-    if status == "ready":
+    if status == success:
         return
     message = getattr(task, "error_message", None)
     raise TaskFailedError(

@@ -20,6 +20,7 @@ from ..types.analyze import (
     VideoContext,
 )
 from ._base import TaskResource, build_options
+from .batches import AnalyzeBatches
 
 __all__ = ["Analyze", "AnalyzeTasks"]
 
@@ -48,19 +49,22 @@ class AnalyzeTasks(TaskResource[AnalyzeTask, AnalyzeTask, AnalyzeTask]):
         video_url: str | None = None,
         asset_id: str | None = None,
         analysis_mode: str | None = None,
+        video_id: str | None = None,
         page: int | None = None,
         page_limit: int | None = None,
         timeout: Timeout | float | None = None,
         max_retries: int | None = None,
         request_options: Mapping[str, Any] | None = None,
     ) -> AsyncPaginator[AnalyzeTask]:
-        """Analysis tasks newest first, optionally filtered. List items truncate prompts;
-        retrieve a task for its full record."""
+        """Analysis tasks newest first, optionally filtered (``video_id``: deprecated by the
+        API, still honoured). List items truncate prompts; retrieve a task for its full
+        record."""
         filters = {
             "status": status,
             "video_url": video_url,
             "asset_id": asset_id,
             "analysis_mode": analysis_mode,
+            "video_id": video_id,
         }
         options = build_options(timeout, max_retries, request_options)
         return self._paginate(filters, page, page_limit, options)
@@ -161,10 +165,11 @@ class AnalyzeTasks(TaskResource[AnalyzeTask, AnalyzeTask, AnalyzeTask]):
 
 
 class Analyze:
-    """``client.analyze``: the analysis API namespace (``.tasks``)."""
+    """``client.analyze``: the analysis API namespace (``.tasks``, ``.batches``)."""
 
     def __init__(self, transport: Transport) -> None:
         self.tasks = AnalyzeTasks(transport)
+        self.batches = AnalyzeBatches(transport)
 
     def __repr__(self) -> str:
-        return "<Analyze tasks>"
+        return "<Analyze tasks batches>"

@@ -1,9 +1,11 @@
 """A faithful fake of the TwelveLabs API (v1.3 long-running task endpoints) for tests.
 
 It runs a real :mod:`aiohttp.web` server on 127.0.0.1, serves the embed-v2, embed
-(v1) and analyze task endpoints with realistic wire bodies, auth, rate-limit
-headers and status progression, and can inject faults (error statuses, delays,
-truncated bodies, dropped connections, non-JSON bodies) or random chaos.
+(v1) and analyze task endpoints, assets, multipart uploads (presigned part URLs
+pointing back at itself, see ``fake.assets``) and analysis batches (``fake.batches``)
+with realistic wire bodies, auth, rate-limit headers and status progression, and can
+inject faults (error statuses, delays, truncated bodies, dropped connections, non-JSON
+bodies) or random chaos on any route, the part storage included.
 
 Example::
 
@@ -31,12 +33,18 @@ twelvelabs_async.testing --port 0`` runs the fake standalone.
 """
 
 from ._app import RequestRecord
+from ._assets import AssetRecord, AssetStore, UploadRecord
+from ._batches import BatchRecord, BatchStore
 from ._faults import Chaos, Fault, FaultPlan
 from ._server import FakeTwelveLabs, WebhookDelivery
 from ._store import FINAL_STATUSES, TaskKind, TaskRecord
 
 __all__ = [
     "FINAL_STATUSES",
+    "AssetRecord",
+    "AssetStore",
+    "BatchRecord",
+    "BatchStore",
     "Chaos",
     "FakeTwelveLabs",
     "Fault",
@@ -44,5 +52,6 @@ __all__ = [
     "RequestRecord",
     "TaskKind",
     "TaskRecord",
+    "UploadRecord",
     "WebhookDelivery",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from ._routes import normalize_route
 
@@ -207,3 +207,21 @@ class Chaos:
     def pick_5xx(self) -> int:
         """The status of a chaos 5xx answer."""
         return self._rng.choice(_5XX)
+
+    def fault(self, kind: str) -> Fault:
+        """The one-off :class:`Fault` that renders chaos effect ``kind`` (so faults and chaos
+        share one renderer)."""
+        if kind == "5xx":
+            return _one_off(status=self.pick_5xx())
+        if kind == "429":
+            headers = None if self.retry_after is None else {"Retry-After": self.retry_after}
+            return _one_off(status=429, headers=headers)
+        if kind == "drop":
+            return _one_off(drop=True)
+        if kind == "truncate":
+            return _one_off(truncate=True)
+        return _one_off(delay=self.slow_delay)
+
+
+def _one_off(**effects: Any) -> Fault:
+    return Fault(route="chaos", method=None, path=None, remaining=1, **effects)

@@ -25,6 +25,21 @@ __all__ = ["Payloads", "error_body", "error_code_for_status"]
 _encode = msgspec.json.encode
 
 DEFAULT_EMBEDDING_OPTIONS: Final = ("visual", "audio")
+"""Options of a task added straight to the store (and of every Embed v1 task)."""
+V2_DEFAULT_OPTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "video": ("visual", "audio", "transcription"),
+    "audio": ("audio", "transcription"),
+    "image": ("visual",),
+    "document": ("visual",),
+}
+"""The published defaults of a created Embed v2 task, by input type."""
+V2_ALLOWED_OPTIONS: Final[dict[str, frozenset[str]]] = {
+    "audio": frozenset({"audio", "transcription"}),
+}
+"""Options an input type can have at all (an audio file has no visual embedding)."""
+V2_DEFAULT_SCOPES: Final = ("clip", "asset")
+WHOLE_FILE_SCOPES: Final = frozenset({"asset", "video"})
+"""The scope naming the whole-file embedding: ``asset`` (Embed v2), ``video`` (Embed v1)."""
 DEFAULT_PROMPT: Final = (
     "Generate a detailed summary of the video content, including the key scenes, "
     "the people involved and the overall tone."
@@ -104,6 +119,7 @@ class Payloads:
         "_served",
         "_v1_filtered",
         "_v1_segments",
+        "_v1_whole",
         "_v2_data",
         "clip_length",
         "default_duration",
@@ -131,6 +147,7 @@ class Payloads:
             served.append([round(x / norm, 6) for x in raw])
         self._served = served
         self._v2_data: dict[tuple[str, ...], bytes] = {}
+        self._v1_whole = _encode(self._whole_file(DEFAULT_EMBEDDING_OPTIONS, v1=True))[1:-1]
         self._v1_segments: list[tuple[str, bytes]] = [
             (option, _encode(seg))
             for option, seg in self._layout(DEFAULT_EMBEDDING_OPTIONS, v1=True)
@@ -178,14 +195,53 @@ class Payloads:
         n_opt = max(1, len(options))
         return float(math.ceil(self.segments / n_opt) * self.clip_length)
 
-    def v2_data(self, options: tuple[str, ...] = DEFAULT_EMBEDDING_OPTIONS) -> bytes:
-        """Pre-encoded ``data`` array (EmbeddingData items) of a ready embed-v2 task."""
-        frag = self._v2_data.get(options)
+    def _whole_file(self, options: tuple[str, ...], *, v1: bool) -> list[dict[str, Any]]:
+        """One whole-file embedding per option (scope ``asset`` in v2, ``video`` in v1)."""
+        end = self.duration(options)
+        out = []
+        for n, option in enumerate(options or ("visual",)):
+            vec = self._served[n % len(self._served)] if self._served else []
+            if v1:
+                out.append(
+                    {
+                        "float": vec,
+                        "start_offset_sec": 0.0,
+                        "end_offset_sec": end,
+                        "embedding_option": option,
+                        "embedding_scope": "video",
+                    }
+                )
+            else:
+                out.append(
+                    {
+                        "embedding": vec,
+                        "embedding_option": option,
+                        "embedding_scope": "asset",
+                        "start_sec": 0.0,
+                        "end_sec": end,
+                    }
+                )
+        return out
+
+    def v2_data(
+        self,
+        options: tuple[str, ...] = DEFAULT_EMBEDDING_OPTIONS,
+        scopes: tuple[str, ...] = ("clip",),
+    ) -> bytes:
+        """Pre-encoded ``data`` array (EmbeddingData items) of a ready embed-v2 task: the clip
+        embeddings (scope ``clip``), then one whole-file embedding per option (``asset``)."""
+        key = (*options, "|", *scopes)
+        frag = self._v2_data.get(key)
         if frag is None:
-            frag = _encode([seg for _, seg in self._layout(options, v1=False)])
+            items: list[dict[str, Any]] = []
+            if "clip" in scopes:
+                items += [seg for _, seg in self._layout(options, v1=False)]
+            if "asset" in scopes:
+                items += self._whole_file(options, v1=False)
+            frag = _encode(items)
             if len(self._v2_data) >= 64:
                 self._v2_data.clear()
-            self._v2_data[options] = frag
+            self._v2_data[key] = frag
         return frag
 
     def v1_segments(self, options: tuple[str, ...] | None = None) -> bytes:
@@ -203,11 +259,27 @@ class Payloads:
     # ------------------------------------------------------------------ embed v2
 
     def _v2_options(self, rec: TaskRecord) -> tuple[str, ...]:
-        if rec.extra is not None:
-            opts = rec.extra.get("embedding_options")
-            if opts:
-                return tuple(opts)
-        return DEFAULT_EMBEDDING_OPTIONS
+        extra = rec.extra
+        if extra is None:  # a task added straight to the store
+            return DEFAULT_EMBEDDING_OPTIONS
+        input_type = extra.get("input_type", "video")
+        opts = extra.get("embedding_options")
+        if not opts:
+            return V2_DEFAULT_OPTIONS.get(input_type, DEFAULT_EMBEDDING_OPTIONS)
+        allowed = V2_ALLOWED_OPTIONS.get(input_type)
+        return tuple(o for o in opts if allowed is None or o in allowed)
+
+    @staticmethod
+    def _v2_scopes(rec: TaskRecord) -> tuple[str, ...]:
+        extra = rec.extra
+        if extra is None:
+            return ("clip",)
+        scopes = extra.get("embedding_scopes")
+        if scopes:
+            return tuple(scopes)
+        if extra.get("input_type", "video") in ("video", "audio"):
+            return V2_DEFAULT_SCOPES
+        return ("asset",)
 
     def v2_metadata(self, rec: TaskRecord) -> dict[str, Any]:
         """The ``metadata`` object of an embed-v2 task (EmbeddingVideo/AudioMetadata)."""
@@ -220,7 +292,7 @@ class Payloads:
             meta["input_url"] = url
         if input_type == "video":
             meta["clip_length"] = extra.get("clip_length", self.clip_length)
-        meta["embedding_scopes"] = extra.get("embedding_scopes", ["clip"])
+        meta["embedding_scopes"] = list(self._v2_scopes(rec))
         meta["embedding_options"] = list(options)
         meta["duration"] = self.duration(options)
         return meta
@@ -231,7 +303,7 @@ class Payloads:
         if cache is not None:
             if len(cache) == 1:
                 return cache[0]
-            return b"".join((cache[0], self.v2_data(self._v2_options(rec)), cache[1]))
+            return b"".join((cache[0], self._v2_ready_data(rec), cache[1]))
         status = rec.status
         head = (
             b'{"_id":'
@@ -251,11 +323,14 @@ class Payloads:
         if status == "ready":
             if rec.final_at is not None:
                 rec.cache = (head, tail)
-            return b"".join((head, self.v2_data(self._v2_options(rec)), tail))
+            return b"".join((head, self._v2_ready_data(rec), tail))
         body = head + b"null" + tail
         if rec.final_at is not None:
             rec.cache = (body,)
         return body
+
+    def _v2_ready_data(self, rec: TaskRecord) -> bytes:
+        return self.v2_data(self._v2_options(rec), self._v2_scopes(rec))
 
     @staticmethod
     def v2_created(rec: TaskRecord) -> bytes:
@@ -301,7 +376,7 @@ class Payloads:
             url = task_video_url(rec)
             meta: dict[str, Any] = {} if url is None else {"input_url": url}
             meta["audio_embedding_options"] = list(self._v2_options(rec))
-            meta["audio_embedding_scopes"] = extra.get("embedding_scopes", ["clip"])
+            meta["audio_embedding_scopes"] = list(self._v2_scopes(rec))
             meta["duration"] = self.duration(self._v2_options(rec))
             item["audio_embedding"] = {"metadata": meta}
         else:
@@ -364,8 +439,27 @@ class Payloads:
         else:
             head, tail = self._v1_head_tail(rec)
         if rec.status == "ready":
-            return b"".join((head, b',"segments":', self.v1_segments(options), tail))
+            segments = self.v1_segments(options)
+            scopes = (rec.extra or {}).get("embedding_scopes") or ()
+            if "video" in scopes and (options is None or set(options) & {"visual", "audio"}):
+                whole = self._v1_whole_for(options)
+                if "clip" not in scopes:
+                    segments = b"[" + whole + b"]"
+                elif whole:
+                    segments = segments[:-1] + (b"," if segments != b"[]" else b"") + whole + b"]"
+            return b"".join((head, b',"segments":', segments, tail))
         return head + tail
+
+    def _v1_whole_for(self, options: tuple[str, ...] | None) -> bytes:
+        """The whole-video segments (scope ``video``), filtered to ``options``."""
+        if options is None:
+            return self._v1_whole
+        wanted = [
+            w
+            for w in self._whole_file(DEFAULT_EMBEDDING_OPTIONS, v1=True)
+            if w["embedding_option"] in options
+        ]
+        return _encode(wanted)[1:-1]
 
     # ------------------------------------------------------------------ analyze
 
@@ -432,12 +526,26 @@ class Payloads:
         mode = params.get("analysis_mode")
         if mode == "time_based_metadata" or fmt_type == "segment_definitions":
             defs = fmt.get("segment_definitions") if isinstance(fmt, dict) else None
-            ids = [d["id"] for d in defs or () if isinstance(d, dict) and "id" in d] or ["scenes"]
-            segments = [
-                {"start_time": 0.0, "end_time": 12.5, "metadata": {}},
-                {"start_time": 12.5, "end_time": 30.0, "metadata": {}},
+            defs = [d for d in defs or () if isinstance(d, dict) and "id" in d] or [
+                {"id": "scenes"}
             ]
-            data = _encode({str(i): segments for i in ids}).decode()
+            result: dict[str, list[dict[str, Any]]] = {}
+            for definition in defs:
+                # Each segment carries a value for every custom field of its definition.
+                names = [
+                    str(f["name"])
+                    for f in definition.get("fields") or ()
+                    if isinstance(f, dict) and f.get("name")
+                ]
+                result[str(definition["id"])] = [
+                    {
+                        "start_time": start,
+                        "end_time": end,
+                        "metadata": {name: f"{name} of segment {n}" for name in names},
+                    }
+                    for n, (start, end) in enumerate(((0.0, 12.5), (12.5, 30.0)), 1)
+                ]
+            data = _encode(result).decode()
         elif fmt_type == "json_schema":
             data = _encode({"summary": DEFAULT_ANALYSIS_TEXT}).decode()
         else:

@@ -20,6 +20,8 @@ from aiohttp import web
 
 from ..webhooks import SIGNATURE_HEADER, sign
 from ._app import FakeApp, RequestRecord
+from ._assets import AssetStore
+from ._batches import BatchStore
 from ._faults import Chaos, FaultPlan
 from ._payloads import Payloads
 from ._store import PerKind, TaskKind, TaskRecord, TaskStore, format_ms
@@ -348,6 +350,26 @@ class FakeTwelveLabs:
             ).id
             for i in range(count)
         ]
+
+    @property
+    def assets(self) -> AssetStore:
+        """Assets and multipart upload sessions (records, knobs such as ``final_status``,
+        ``chunk_size``, ``initial_urls``, and ``part_puts`` counts)."""
+        return self.app.assets.store
+
+    @property
+    def batches(self) -> BatchStore:
+        """Analysis batches (records, knobs ``finish_after_polls`` and ``fail_custom_ids``)."""
+        return self.app.batches.store
+
+    def add_asset(
+        self, filename: str = "video.mp4", *, status: str = "ready", file_type: str = "video/mp4"
+    ) -> str:
+        """An asset made directly in the store (``ready`` unless told), for batch tests."""
+        rec = self.assets.add_asset("direct", filename, file_type)
+        rec.status = status
+        rec.size = 1_000_000
+        return rec.id
 
     def task(self, kind: TaskKind, task_id: str) -> TaskRecord:
         """The store record of a task (time-based progress applied); ``KeyError`` if unknown."""

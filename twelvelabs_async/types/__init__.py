@@ -22,6 +22,20 @@ from .analyze import (
     PromptV2,
     VideoContext,
 )
+from .assets import (
+    Asset,
+    AssetError,
+    AssetMediaStatus,
+    ChunkInfo,
+    CompletedChunk,
+    CreateAssetUploadResponse,
+    IncompleteUploadSummary,
+    PresignedUrl,
+    ReportChunkBatchResponse,
+    RequestAdditionalPresignedUrlsResponse,
+    UploadStatus,
+)
+from .batches import AnalyzeBatch, AnalyzeBatchCreated, BatchItemRef, BatchResultItem
 from .common import PageInfo, TaskPage
 from .embed_v1 import (
     EmbedV1Task,
@@ -50,6 +64,8 @@ from .embed_v2 import (
 )
 
 __all__ = [
+    "AnalyzeBatch",
+    "AnalyzeBatchCreated",
     "AnalyzeImageInput",
     "AnalyzeTask",
     "AnalyzeTaskCanceled",
@@ -61,10 +77,18 @@ __all__ = [
     "AnalyzeTaskUsage",
     "AnalyzeTaskWebhookInfo",
     "AnalyzeVideoSource",
+    "Asset",
+    "AssetError",
+    "AssetMediaStatus",
     "AsyncAudioInput",
     "AsyncDocumentInput",
     "AsyncImageInput",
     "AsyncVideoInput",
+    "BatchItemRef",
+    "BatchResultItem",
+    "ChunkInfo",
+    "CompletedChunk",
+    "CreateAssetUploadResponse",
     "EmbedV1Task",
     "EmbedV1TaskCreated",
     "EmbedV1TaskStatus",
@@ -77,12 +101,17 @@ __all__ = [
     "EmbeddingUsage",
     "EmbeddingV2TaskRequest",
     "Float32Vector",
+    "IncompleteUploadSummary",
     "MediaEmbeddingTask",
     "MediaSource",
     "PageInfo",
+    "PresignedUrl",
     "PromptV2",
+    "ReportChunkBatchResponse",
+    "RequestAdditionalPresignedUrlsResponse",
     "TaskPage",
     "TimeBasedMetadata",
+    "UploadStatus",
     "VideoContext",
     "VideoEmbedding",
     "VideoEmbeddingMetadata",
