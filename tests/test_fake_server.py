@@ -97,6 +97,26 @@ def v1_form(**fields: str | list[str]) -> aiohttp.FormData:
 # ---------------------------------------------------------------------------- embed v2
 
 
+@pytest.mark.parametrize(("kind", "path"), [("embed_v2", "embed-v2"), ("analyze", "analyze")])
+async def test_listing_the_finished_side_observes_poll_based_tasks(
+    fake: FakeTwelveLabs, http: aiohttp.ClientSession, kind: str, path: str
+) -> None:
+    """A sweeping poller may list only finished tasks (``status=ready``): page 1 of such a
+    walk counts as an observation of every task the status left out, so poll-based tasks
+    finish for a client that never retrieves them; later pages do not count again."""
+    ids = fake.add_tasks(kind, 3, finish_after_polls=2)
+    for page, finished in ((2, 0), (1, 0), (1, 3)):
+        status, body = await get(
+            http, f"{fake.base_url}/{path}/tasks", params={"status": "ready", "page": page}
+        )
+        assert status == 200
+        assert sum(fake.task(kind, i).final_at is not None for i in ids) == finished
+    assert len(body["data"]) == 0  # built before the second observation finished them
+    status, body = await get(http, f"{fake.base_url}/{path}/tasks", params={"status": "ready"})
+    shown = [item.get("_id") or item.get("id") or item.get("task_id") for item in body["data"]]
+    assert sorted(shown) == sorted(ids)
+
+
 async def test_embed_v2_create_poll_and_ready_shape(
     fake: FakeTwelveLabs, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:

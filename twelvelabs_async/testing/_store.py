@@ -11,8 +11,10 @@ time filters are a bisect. Status transitions are evaluated lazily:
   task by the client: each individual GET (retrieve / status) and each list page
   that shows it. A GET that reaches the count answers with the final status; a
   list page that reaches it still shows the old status (it was built first), so
-  the next read sees the task final. A client that only lists (a sweeping
-  poller) therefore sees poll-based tasks finish too.
+  the next read sees the task final. A status-filtered list also observes, once
+  per walk (page 1), every task its other filters match but its status leaves out
+  (the client learns that they lack that status). A client that only lists (a
+  sweeping poller, on either side) therefore sees poll-based tasks finish too.
 
 ``final_at`` is the server clock time at which the task became final: the time
 of the flipping poll or of :meth:`TaskStore.set_status`, or the *scheduled*

@@ -76,6 +76,20 @@ class TaskHandlers:
             nested=nested,
         )
 
+    # ------------------------------------------------------------------ lists
+
+    def _observe_filtered_out(
+        self, kind: TaskKind, now: float, status: str | None, page: int, **filters: Any
+    ) -> None:
+        """A list filtered by ``status`` also tells the client that every other task its
+        other filters match does not have that status. For poll-based finishing that counts
+        as an observation (once per walk: on page 1), so a client that lists only the
+        finished side (a sweeping poller) still sees poll-based tasks finish."""
+        if status is None or page != 1:
+            return
+        others = self.store.query(kind, now, **filters)
+        self.store.observe([rec for rec in others if rec.status != status], now)
+
     # ------------------------------------------------------------------ embed lists
 
     def _embed_list(self, kind: TaskKind, request: web.BaseRequest, now: float) -> Reply:
@@ -96,6 +110,14 @@ class TaskHandlers:
         shown = [rows[total - 1 - pos] for pos in range(start, min(start + limit, total))]
         data = b",".join([item(rec) for rec in shown])
         self.store.observe(shown, now)
+        self._observe_filtered_out(
+            kind,
+            now,
+            q.get("status") or None,
+            page,
+            started_ms=None if not started else parse_rfc3339_ms(started, upper=False),
+            ended_ms=None if not ended else parse_rfc3339_ms(ended, upper=True),
+        )
         page_info = _encode(
             {
                 "limit_per_page": limit,
@@ -296,6 +318,17 @@ class TaskHandlers:
         shown = [rows[total - 1 - pos] for pos in range(start, min(start + limit, total))]
         data = [build(rec, list_item=True) for rec in shown]
         self.store.observe(shown, now)
+        if not video_id:
+            self._observe_filtered_out(
+                "analyze",
+                now,
+                q.get("status") or None,
+                page,
+                video_url=q.get("video_url") or None,
+                asset_id=q.get("asset_id") or None,
+                analysis_mode=q.get("analysis_mode") or None,
+                url_of=task_video_url,
+            )
         page_info: dict[str, int] = {"page": page}
         if self.analyze_full_page_info:
             page_info = {
