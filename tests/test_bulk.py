@@ -573,7 +573,9 @@ async def test_a_100k_manifest_is_streamed_in_bounded_memory(tmp_path: Path) -> 
         tracemalloc.stop()
     assert seen == n
     assert backend.created == n
-    assert peak - traced_from < 4_000_000, peak - traced_from
+    # 512 items in flight: well under 16 KiB each at the peak (0.7 MB on 3.11, ~4 MB on 3.10,
+    # whose allocator and frames cost more); 100,000 items kept would be hundreds of MB.
+    assert peak - traced_from < 8_000_000, peak - traced_from
     assert current - traced_from < 500_000, current - traced_from
     assert blocks[n] - blocks[10_000] < 20_000, blocks  # < 1 block per 4 items: no leak
     db = sqlite3.connect(state)
