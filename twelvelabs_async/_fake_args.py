@@ -7,31 +7,10 @@ argparse only: building the CLI parser must not load the fake server (nor aiohtt
 from __future__ import annotations
 
 import argparse
-from typing import Final
+
+from ._argtypes import kind_arg, positive_int
 
 __all__ = ["add_fake_server_arguments"]
-
-_KIND_NAMES: Final = {"embed-v2": "embed_v2", "embed-v1": "embed_v1", "analyze": "analyze"}
-
-
-def _kind(value: str) -> str:
-    """``embed-v2`` / ``embed_v2`` / ``embed-v1`` / ``analyze``."""
-    kind = _KIND_NAMES.get(value.strip().lower().replace("_", "-"))
-    if kind is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid kind {value!r} (choose from {', '.join(_KIND_NAMES)})"
-        )
-    return kind
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
-    return number
 
 
 def add_fake_server_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +20,7 @@ def add_fake_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed-tasks", type=int, default=0, metavar="N", help="tasks to create")
     p.add_argument(
         "--kind",
-        type=_kind,
+        type=kind_arg,
         default="embed_v2",
         metavar="{embed-v2,embed-v1,analyze}",
         help="kind of the seeded tasks (default embed-v2)",
@@ -59,11 +38,11 @@ def add_fake_server_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds from creation until a task is final",
     )
-    p.add_argument("--embedding-dim", type=_at_least_one, default=1024, metavar="N")
-    p.add_argument("--segments", type=_at_least_one, default=4, help="embeddings per ready task")
+    p.add_argument("--embedding-dim", type=positive_int, default=1024, metavar="N")
+    p.add_argument("--segments", type=positive_int, default=4, help="embeddings per ready task")
     p.add_argument(
         "--rate-limit-per-minute",
-        type=_at_least_one,
+        type=positive_int,
         default=600,
         metavar="N",
         help="the X-Ratelimit-Limit it reports (default 600)",

@@ -16,17 +16,15 @@ import textwrap
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .._argtypes import KIND_NAMES, kind_arg, positive_int
 from .._fake_args import add_fake_server_arguments
 from .._version import __version__
 from ._common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
-    KIND_NAMES,
     describe_error,
     error_exit_code,
-    kind_arg,
     positive_float,
-    positive_int,
     request_budget,
     stderr_line,
 )

@@ -12,6 +12,7 @@ from typing import IO, Any, Final, NoReturn
 
 import msgspec
 
+from .._argtypes import KIND_NAMES, kind_arg
 from .._client import AsyncTwelveLabs
 from .._exceptions import (
     APIConnectionError,
@@ -60,12 +61,6 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_BROKEN_PIPE: Final = 141
 """Standard output was closed by its reader (``| head``), as for a tool killed by SIGPIPE."""
 
-KIND_NAMES: Final[dict[str, TaskKind]] = {
-    "embed-v2": "embed_v2",
-    "embed-v1": "embed_v1",
-    "analyze": "analyze",
-}
-"""Command-line spelling -> :data:`TaskKind`."""
 CLI_NAMES: Final[dict[TaskKind, str]] = {kind: name for name, kind in KIND_NAMES.items()}
 
 _encoder = msgspec.json.Encoder()
@@ -92,16 +87,6 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-def kind_arg(value: str) -> TaskKind:
-    """argparse ``type=``: ``embed-v2`` / ``embed-v1`` / ``analyze`` (``_`` also accepted)."""
-    kind = KIND_NAMES.get(value.strip().lower().replace("_", "-"))
-    if kind is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid kind {value!r} (choose from {', '.join(KIND_NAMES)})"
-        )
-    return kind
-
-
 def positive_float(value: str) -> float:
     """argparse ``type=``: a number of seconds (or a rate) above zero."""
     try:
@@ -118,17 +103,6 @@ def request_budget(value: str) -> float:
     number = positive_float(value)
     if not number > 1:
         raise argparse.ArgumentTypeError(f"must be above 1: {value!r}")
-    return number
-
-
-def positive_int(value: str) -> int:
-    """argparse ``type=``: an integer of at least 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
     return number
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from .._argtypes import kind_arg, parse_kind
 from .._bulk import BulkItem, BulkJob, BulkResult
 from .._bulk._state import StateInUseError
 from .._types import TaskKind
@@ -28,7 +29,6 @@ from ..resources import AnalyzeTasks, EmbedV1Tasks, EmbedV2Tasks
 from ._common import (
     EXIT_NOT_READY,
     EXIT_OK,
-    KIND_NAMES,
     CliError,
     encode,
     fail,
@@ -60,11 +60,6 @@ _CREATE_KEYWORDS: dict[str, frozenset[str]] = {
 }
 """The body fields each kind's create accepts (``params`` keys)."""
 _MEDIA_SOURCES = ("url", "base64_string", "asset_id", "path")
-
-
-def parse_kind(value: str) -> TaskKind | None:
-    """``embed_v2`` / ``embed-v2`` / ``embed_v1`` / ``embed-v1`` / ``analyze``, else ``None``."""
-    return KIND_NAMES.get(value.strip().lower().replace("_", "-"))
 
 
 def _missing_input(kind: str, params: Mapping[str, Any]) -> str | None:
@@ -451,7 +446,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kind",
-        type=_kind_arg,
+        type=kind_arg,
         metavar="KIND",
         help="kind of lines without one: embed_v2, embed_v1 or analyze",
     )
@@ -463,12 +458,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="manifest format (auto: csv for a .csv file, else JSON lines)",
     )
-
-
-def _kind_arg(value: str) -> TaskKind:
-    kind = parse_kind(value)
-    if kind is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid kind {value!r} (choose from embed_v2, embed_v1, analyze)"
-        )
-    return kind
