@@ -257,6 +257,21 @@ async def test_a_bad_manifest_is_refused_before_anything_is_created(tmp_path: Pa
     assert not (tmp_path / "r.jsonl.state.sqlite").exists()
 
 
+async def test_the_live_bar_shows_both_phases_and_requests_per_item(tmp_path: Path) -> None:
+    """On a terminal (``--progress rich`` forces one), the live bar shows creating / running
+    counts while it moves and, like the plain lines, the requests spent per item."""
+    manifest = write_manifest(tmp_path / "items.jsonl", manifest_lines(6))
+    out = tmp_path / "results.jsonl"
+    async with FakeTwelveLabs(rate_limit_per_minute=10**9) as fake:
+        run = await cli(
+            fake, "submit", str(manifest), "--out", str(out), "--kind", "embed_v2",
+            "--progress", "rich", *FAST,
+        )  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert "requests/item" in run.stderr
+    assert len(read_results(out)) == 6
+
+
 async def test_csv_manifest_key_refused_and_export(tmp_path: Path) -> None:
     """A CSV of custom_id,url with --kind/--model; a refused key exits 3 creating nothing;
     then ``export`` writes one row per segment (.npy + JSON-lines index without pyarrow)."""

@@ -40,6 +40,8 @@ class Snapshot:
     counts: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    requests_per_item: float | None = None
+    """Requests per settled item so far (``submit`` shows it on the live bar)."""
 
     @property
     def done(self) -> int:
@@ -208,6 +210,9 @@ class RichDisplay(Display):
         pending = snapshot.pending_text()
         if pending and snapshot.done < snapshot.total:
             counts = f"{counts} | {pending}" if counts else pending
+        if snapshot.requests_per_item is not None:
+            per_item = f"{snapshot.requests_per_item:.2f} requests/item"
+            counts = f"{counts} | {per_item}" if counts else per_item
         self._progress.update(
             self._task,
             completed=snapshot.done,

@@ -297,11 +297,13 @@ class _Progress:
 
     def snapshot(self) -> Snapshot:
         stats = self.job.stats
+        new = stats.done - stats.earlier
         return Snapshot(
             total=self.total,
             counts=dict(stats.settled),
             pending={"creating": stats.sending, "running": stats.running},
             requests=stats.requests,
+            requests_per_item=stats.requests / new if new > 0 else None,
         )
 
     def line(self) -> str:
