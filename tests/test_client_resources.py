@@ -550,11 +550,14 @@ async def test_request_options_accepted(
     with pytest.raises(APITimeoutError) as info:
         await call(client, ids, {"timeout_in_seconds": 0.02, "max_retries": 0})
     assert info.value.retries == 0
-    assert fake.request_count() == 1
+    # One attempt at most: on a loaded machine the 20 ms limit can expire before the request
+    # has even reached the server.
+    sent = fake.request_count()
+    assert sent <= 1
     fake.faults.push("*", status=429, times=5)  # retried by every method
     with pytest.raises(Exception) as info2:
         await call(client, ids, {"max_retries": 1})
     assert getattr(info2.value, "status_code", None) == 429
     assert getattr(info2.value, "retries", None) == 1
-    assert fake.request_count() == 3
+    assert fake.request_count() == sent + 2
     fake.faults.clear()
