@@ -111,6 +111,22 @@ async def serve_raw(
             await asyncio.wait_for(listener.wait_closed(), 1.0)
 
 
+class InFlight:
+    """Counts a client's requests in flight through its hooks; ``peak`` is the most at once."""
+
+    def __init__(self, client: Any) -> None:
+        self.now = self.peak = 0
+        client.hooks.on_request.append(self._sent)
+        client.hooks.on_response.append(self._answered)
+
+    def _sent(self, method: str, path: str, attempt: int) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def _answered(self, event: object) -> None:
+        self.now -= 1
+
+
 # --- the command line, run as a subprocess -----------------------------------------------
 
 

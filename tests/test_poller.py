@@ -12,7 +12,7 @@ from collections import Counter
 import anyio
 import pytest
 
-from tests.helpers import client_tasks
+from tests.helpers import InFlight, client_tasks
 from twelvelabs_async import (
     AsyncTwelveLabs,
     AuthenticationError,
@@ -281,27 +281,15 @@ async def test_one_bad_task_never_stops_the_others(
 
 async def test_max_concurrency_bounds_requests_in_flight(fake: FakeTwelveLabs) -> None:
     ids = fake.add_tasks("analyze", 12, finish_after_polls=1)
-    in_flight = peak = 0
-
-    def on_request(method: str, path: str, attempt: int) -> None:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-
-    def on_response(event: object) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-
     fake.faults.push(RETRIEVE["analyze"], times=12, delay=0.05)
     async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
-        client.hooks.on_request.append(on_request)
-        client.hooks.on_response.append(on_response)
+        in_flight = InFlight(client)
         with anyio.fail_after(10):
             async with client.poller(max_concurrency=3, sweep=False, **FAST) as poller:
                 poller.add(client.analyze.tasks, ids)
                 outcomes = await collect(poller)
     assert len(outcomes) == 12
-    assert 2 <= peak <= 3
+    assert 2 <= in_flight.peak <= 3
 
 
 async def test_requests_per_minute_is_never_exceeded(

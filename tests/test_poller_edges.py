@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from tests.helpers import catch_all, serve_app
+from tests.helpers import InFlight, catch_all, serve_app
 from twelvelabs_async import (
     AsyncTwelveLabs,
     AuthenticationError,
@@ -280,20 +280,8 @@ async def test_sweep_pages_are_fetched_in_parallel_within_max_concurrency(
 ) -> None:
     ids = fake.add_tasks("embed_v2", 400, finish_after_seconds=0.3)
     fake.faults.push("GET /v1.3/embed-v2/tasks", times=40, delay=0.03)  # slow list pages
-    in_flight = peak = 0
-
-    def on_request(method: str, path: str, attempt: int) -> None:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-
-    def on_response(event: object) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-
     async with AsyncTwelveLabs(api_key=fake.api_key, base_url=fake.base_url) as client:
-        client.hooks.on_request.append(on_request)
-        client.hooks.on_response.append(on_response)
+        in_flight = InFlight(client)
         with anyio.fail_after(10):
             async with client.poller(
                 max_concurrency=4, poll_interval=0.05, max_poll_interval=0.2
@@ -302,7 +290,7 @@ async def test_sweep_pages_are_fetched_in_parallel_within_max_concurrency(
                 outcomes = await collect(poller)
     assert len(outcomes) == 400
     assert {o.status for o in outcomes} == {"ready"}
-    assert 2 <= peak <= 4  # pages went out together, never more than max_concurrency
+    assert 2 <= in_flight.peak <= 4  # pages went out together, never more than max_concurrency
 
 
 async def test_a_refused_key_on_a_parallel_sweep_page_stops_the_poller_as_itself(
