@@ -8,12 +8,13 @@ send (malformed framing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -325,6 +326,26 @@ def block_loop_at(delay: float, seconds: float) -> None:
     asyncio.get_running_loop().call_later(delay, time.sleep, seconds)
 
 
+@contextlib.asynccontextmanager
+async def stalled_client(read: float) -> AsyncIterator[AsyncTwelveLabs]:
+    """A client with only a ``read`` limit (no retries) against a server that never answers."""
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.Response()
+
+    async with (
+        serve_app(catch_all(stall)) as root,
+        AsyncTwelveLabs(
+            api_key=KEY,
+            base_url=f"{root}/v1.3",
+            timeout=Timeout(read=read, total=None),
+            max_retries=0,
+        ) as client,
+    ):
+        yield client
+
+
 @needs_shared
 @pytest.mark.parametrize("ours_first", [True, False], ids=["limit-due-first", "scope-due-first"])
 @pytest.mark.parametrize("mechanism", ["move_on_after", "fail_after", "asyncio_timeout"])
@@ -337,20 +358,8 @@ async def test_caller_scope_wins_when_both_expire_in_one_loop_iteration(
     if mechanism == "asyncio_timeout" and not hasattr(asyncio, "timeout"):
         pytest.skip("asyncio.timeout needs Python 3.11+")
 
-    async def stall(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.Response()
-
     read, scope_after = (0.03, 0.04) if ours_first else (0.04, 0.03)
-    async with (
-        serve_app(catch_all(stall)) as root,
-        AsyncTwelveLabs(
-            api_key=KEY,
-            base_url=f"{root}/v1.3",
-            timeout=Timeout(read=read, total=None),
-            max_retries=0,
-        ) as client,
-    ):
+    async with stalled_client(read) as client:
         for _ in range(30):
             block_loop_at(0.01, 0.06)  # both due inside the block: they fire together
             if mechanism == "move_on_after":
@@ -376,20 +385,8 @@ async def test_task_cancel_wins_when_due_with_the_limit(ours_first: bool) -> Non
     """defect 4: a Task.cancel() due in the same loop iteration as the read limit always
     ends the task cancelled, never with APITimeoutError."""
 
-    async def stall(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.Response()
-
     read, cancel_after = (0.03, 0.04) if ours_first else (0.04, 0.03)
-    async with (
-        serve_app(catch_all(stall)) as root,
-        AsyncTwelveLabs(
-            api_key=KEY,
-            base_url=f"{root}/v1.3",
-            timeout=Timeout(read=read, total=None),
-            max_retries=0,
-        ) as client,
-    ):
+    async with stalled_client(read) as client:
         loop = asyncio.get_running_loop()
         for _ in range(30):
             task = asyncio.ensure_future(client.embed.v2.tasks.retrieve("abc"))
