@@ -16,8 +16,11 @@ import enum
 import gc
 import json
 import math
+import os
 import pickle
+import shutil
 import sys
+import sysconfig
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from twelvelabs_async._cli._common import outcome_record
 from twelvelabs_async._decode import decoder_for
 from twelvelabs_async.testing import FakeTwelveLabs
 from twelvelabs_async.types import EmbeddingData, VideoSegment
+from twelvelabs_async.types._vector import ACCELERATED
 
 V2_TASK = "GET /v1.3/embed-v2/tasks/{task_id}"
 V1_TASK = "GET /v1.3/embed/tasks/{task_id}"
@@ -444,3 +448,10 @@ def test_cli_results_file_lines_hold_arrays(tmp_path: Path) -> None:
     vector = json.loads(line)["task"]["data"][0]["embedding"]
     assert_numbers(vector)
     assert [f32(x) for x in vector] == [f32(0.1), -2.0]
+
+
+def test_the_accelerator_is_built_where_a_compiler_is() -> None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None or os.environ.get("TWELVELABS_ASYNC_NO_EXTENSIONS"):
+        pytest.skip("no C compiler here (or the accelerator is switched off)")
+    assert ACCELERATED

@@ -6,6 +6,15 @@ an ``array.array('f')`` subclass: ``len()``, indexing, iteration, ``list()``, ``
 the buffer protocol (format ``'f'``, so ``numpy.frombuffer(v, numpy.float32)`` and
 ``memoryview(v)`` read it without a copy) are the array's own C code.
 
+How the models decode a vector: the field is annotated ``msgspec.Raw``, so msgspec checks the
+JSON and hands over the array's text, and the struct's ``__post_init__`` turns that text into
+float32 with the optional C accelerator (``twelvelabs_async._speedups``): no Python float is
+ever made, which makes decoding a ready body faster than decoding it to ``list[float]``.
+Without the accelerator (no C compiler at install, or ``TWELVELABS_ASYNC_NO_EXTENSIONS=1``),
+msgspec decodes the text to a transient ``list[float]`` that is packed at C speed by
+``struct``. Both paths give the same float32 values: each number's correctly rounded double,
+rounded to float32. A MessagePack body decodes too (its ``Raw`` is MessagePack).
+
 How ``msgspec.json.encode(task)`` still writes a JSON array without an ``enc_hook``: msgspec
 (>= 0.21) recognises an enum by its metaclass being a subclass of ``EnumMeta`` and encodes
 ``obj._value_`` in its place. :class:`Float32Vector`'s metaclass is such a subclass with every
@@ -19,11 +28,34 @@ from __future__ import annotations
 
 import array
 import enum
+import os
 import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex, cast
 
-__all__ = ["Float32Vector", "VectorField", "as_float32_vector", "stack_vectors"]
+import msgspec
+
+__all__ = [
+    "ACCELERATED",
+    "Float32Vector",
+    "OptionalVectorField",
+    "VectorField",
+    "as_float32_vector",
+    "as_optional_float32_vector",
+    "stack_vectors",
+]
+
+_parse_json_array: Callable[[msgspec.Raw], bytes] | None
+if os.environ.get("TWELVELABS_ASYNC_NO_EXTENSIONS"):
+    _parse_json_array = None
+else:
+    try:
+        from .._speedups import parse_float32_array as _parse_json_array
+    except ImportError:  # built without a C compiler: the pure-Python path
+        _parse_json_array = None
+
+ACCELERATED = _parse_json_array is not None
+"""Whether vectors are parsed by the C accelerator (the values are the same either way)."""
 
 if TYPE_CHECKING:
     import numpy
@@ -129,11 +161,14 @@ class Float32Vector(_Base, metaclass=_Meta):
 
 if TYPE_CHECKING:
     VectorField = Float32Vector
+    OptionalVectorField = Float32Vector | None
 else:
-    # The annotation of a vector field in the wire structs. msgspec decodes the JSON array as
-    # a transient list[float] and the struct's __post_init__ packs it with as_float32_vector();
-    # type checkers see the field's real type.
-    VectorField = list[float]
+    # The annotation of a vector field in the wire structs: msgspec checks the JSON and keeps
+    # the array's text, which the struct's __post_init__ parses with as_float32_vector(); type
+    # checkers see the field's real type. (A Raw cannot sit in a union, so an optional vector
+    # is also a Raw, with None as its default, and JSON null arrives as Raw(b"null").)
+    VectorField = msgspec.Raw
+    OptionalVectorField = msgspec.Raw
 
 
 def _wrap(cls: type[Float32Vector], source: array.array[float]) -> Float32Vector:
@@ -149,25 +184,82 @@ def _pack_into_vector(
     try:
         data = _packer(len(values))(*values)
     except OverflowError:
-        raise ValueError("a value is outside float32 range (|x| > 3.4028235e38)") from None
+        raise ValueError("number out of range (beyond float32 range, |x| > 3.4028235e38)") from None
     except struct.error as exc:  # a non-number
         raise TypeError(f"a vector holds numbers only ({exc})") from None
+    return _from_bytes(cls, data)
+
+
+def _from_bytes(cls: type[Float32Vector], data: bytes) -> Float32Vector:
     staging = array.array("f")
     staging.frombytes(data)
     return _wrap(cls, staging)
 
 
-def as_float32_vector(values: Any) -> Float32Vector:
+_json_floats = msgspec.json.Decoder(list[float])
+_msgpack_floats = msgspec.msgpack.Decoder(list[float])
+_JSON_START = frozenset(b'[{"ntf-0123456789 \t\r\n')
+
+
+def _decode_raw(raw: msgspec.Raw, field: str) -> list[float] | None:
+    """The pure-Python reading of a vector's ``Raw``: JSON (or MessagePack) to ``list[float]``,
+    or ``None`` for null; a ``ValueError`` (msgspec adds the field's path) for anything else."""
+    text = memoryview(raw)
+    is_json = len(text) > 0 and text[0] in _JSON_START
+    try:
+        if is_json:
+            if len(text) <= 16 and bytes(text).strip() == b"null":
+                return None
+            return _json_floats.decode(text)
+        if bytes(text) == b"\xc0":  # MessagePack nil
+            return None
+        return _msgpack_floats.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+def _vector_from_raw(raw: msgspec.Raw, field: str, optional: bool) -> Float32Vector | None:
+    if _parse_json_array is not None:
+        try:
+            return _from_bytes(Float32Vector, _parse_json_array(raw))
+        except ValueError as exc:
+            if bytes(memoryview(raw)[:1]) == b"[":
+                raise ValueError(f"{field}: {exc}") from None
+            # null, or not JSON at all (a MessagePack body): the general path below
+    values = _decode_raw(raw, field)
+    if values is None:
+        if optional:
+            return None
+        raise ValueError(f"{field}: expected an array of numbers, got null")
+    try:
+        return _pack_into_vector(Float32Vector, values)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+def as_float32_vector(values: Any, field: str = "vector") -> Float32Vector:
     """``values`` as a :class:`Float32Vector` (returned as is when it already is one).
 
-    This is the wire structs' ``__post_init__`` step: msgspec decodes the JSON array to a
-    transient ``list[float]``, packed here at C speed into 4-byte floats.
+    This is the wire structs' ``__post_init__`` step. From a decoded body it receives the
+    array's text (``msgspec.Raw``) and parses it to float32; from a model built by hand, any
+    sequence or iterable of numbers. ``field`` names the vector in error messages.
     """
     if type(values) is Float32Vector:
         return values
+    if type(values) is msgspec.Raw:
+        return cast(Float32Vector, _vector_from_raw(values, field, optional=False))
     if type(values) is list:
         return _pack_into_vector(Float32Vector, values)
     return Float32Vector(values)
+
+
+def as_optional_float32_vector(values: Any, field: str = "vector") -> Float32Vector | None:
+    """:func:`as_float32_vector`, except that ``None`` (or JSON null) stays ``None``."""
+    if values is None:
+        return None
+    if type(values) is msgspec.Raw:
+        return _vector_from_raw(values, field, optional=True)
+    return as_float32_vector(values, field)
 
 
 def stack_vectors(vectors: list[Float32Vector]) -> numpy.ndarray[Any, Any]:

@@ -47,7 +47,7 @@ class VideoSegment(_Wire):
     embedding_scope: str | None = None
 
     def __post_init__(self) -> None:
-        self.float_ = as_float32_vector(self.float_)
+        self.float_ = as_float32_vector(self.float_, "float")
 
 
 class VideoEmbedding(_Wire):

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
+from ._vector import OptionalVectorField as _OptionalVector
 from ._vector import VectorField as _Vector
-from ._vector import as_float32_vector, stack_vectors
+from ._vector import as_float32_vector, as_optional_float32_vector, stack_vectors
 from .common import Wire as _Wire
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class EmbeddingData(_Wire):
     """
 
     embedding: _Vector
-    embedding_uncertainty: _Vector | None = None
+    embedding_uncertainty: _OptionalVector = None
     embedding_option: str | None = None
     embedding_scope: str | None = None
     start_sec: float | None = None
@@ -125,9 +126,10 @@ class EmbeddingData(_Wire):
     chunk_index: int | None = None
 
     def __post_init__(self) -> None:
-        self.embedding = as_float32_vector(self.embedding)
-        if self.embedding_uncertainty is not None:
-            self.embedding_uncertainty = as_float32_vector(self.embedding_uncertainty)
+        self.embedding = as_float32_vector(self.embedding, "embedding")
+        self.embedding_uncertainty = as_optional_float32_vector(
+            self.embedding_uncertainty, "embedding_uncertainty"
+        )
 
 
 class EmbeddingUsage(_Wire):

@@ -1,0 +1,488 @@
+/* Optional accelerator: a JSON array of numbers -> float32 bytes, without Python floats.
+ *
+ * The wire structs decode a vector field as msgspec.Raw (msgspec has already checked that the
+ * body is well-formed JSON) and call parse_float32_array() on it. The result must be exactly
+ * what the pure-Python path gives: msgspec's correctly rounded double for each number, then
+ * rounded to float32 (IEEE round-to-nearest-even). Every number takes one of two roads:
+ *
+ *   fast: the decimal's digits fit in 64 bits and its power of ten is within +-44. The double
+ *         is computed with at most a few roundings (exactly one when the digits fit in 53 bits
+ *         and the power is within +-22: Clinger's fast path). Where more than one rounding was
+ *         made, the result is used only when no float32 rounding boundary lies within 64
+ *         double ulps of it, so it rounds to the same float32 as the correctly rounded double.
+ *   slow: anything else (long digit strings, extreme exponents, near a rounding boundary, the
+ *         float32 subnormal range) is parsed by CPython's correctly rounded
+ *         PyOS_string_to_double.
+ *
+ * The input is untrusted: every read is bounds-checked, and any byte sequence gives either a
+ * bytes object or ValueError, never a crash (the tests fuzz it).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static const double POW10[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* The doubles nearest to 1e-0 .. 1e-22 (only 1e-0 is exact). */
+static const double NEG_POW10[23] = {
+    1e-0,  1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,  1e-8,  1e-9,  1e-10, 1e-11,
+    1e-12, 1e-13, 1e-14, 1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+};
+
+#define TWO_POW_53 9007199254740992ULL
+/* Slack, in double ulps, kept between an approximate double and a float32 rounding boundary. */
+#define BOUNDARY_SLACK 64
+/* Longest number handed to PyOS_string_to_double from the stack; longer ones are copied to the
+ * heap. */
+#define STACK_NUMBER 128
+
+typedef enum { NUMBER_OK, NUMBER_BAD, NUMBER_RANGE, NUMBER_ERROR } number_status;
+
+static inline int
+is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline int
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* 1 when `d` (a finite, normal double in float32's normal range) is far enough from every
+ * float32 rounding boundary that any double within BOUNDARY_SLACK ulps of it rounds to the
+ * same float32. A double has 52 fraction bits, float32 23: the low 29 bits are the offset
+ * from the float32 grid point below, and 1 << 28 is the midpoint (the only place where
+ * rounding changes its mind). */
+static inline int
+clear_of_boundary(double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    int64_t offset = (int64_t)(bits & 0x1FFFFFFFULL) - (int64_t)0x10000000;
+    return offset > BOUNDARY_SLACK || offset < -BOUNDARY_SLACK;
+}
+
+/* The correctly rounded double of the number text [start, end), then rounded to float32. */
+static number_status
+slow_number(const char *start, const char *end, float *out)
+{
+    char stack[STACK_NUMBER + 1];
+    Py_ssize_t len = end - start;
+    char *buf = stack;
+    if (len > STACK_NUMBER) {
+        buf = PyMem_Malloc((size_t)len + 1);
+        if (buf == NULL) {
+            PyErr_NoMemory();
+            return NUMBER_ERROR;
+        }
+    }
+    memcpy(buf, start, (size_t)len);
+    buf[len] = '\0';
+    char *stop = NULL;
+    /* overflow_exception=NULL: an overflow returns +-inf instead of raising. */
+    double d = PyOS_string_to_double(buf, &stop, NULL);
+    int consumed_all = stop == buf + len;
+    if (buf != stack) {
+        PyMem_Free(buf);
+    }
+    if (d == -1.0 && PyErr_Occurred()) {
+        return NUMBER_ERROR;
+    }
+    if (!consumed_all) {
+        return NUMBER_BAD;
+    }
+    if (isinf(d)) {
+        return NUMBER_RANGE; /* beyond double: msgspec calls it out of range too */
+    }
+    float f = (float)d;
+    if (isinf(f)) {
+        return NUMBER_RANGE;
+    }
+    *out = f;
+    return NUMBER_OK;
+}
+
+/* mantissa * 10**exponent (the number text [start, end)) as float32, via the correctly rounded
+ * double. */
+static inline number_status
+to_float32(uint64_t mantissa, int64_t exponent, int negative, int is_integer,
+           const char *start, const char *end, float *out)
+{
+    if (mantissa == 0) {
+        /* msgspec decodes the integer -0 as int 0, hence +0.0; -0.0 and -0e0 keep the sign */
+        *out = (negative && !is_integer) ? -0.0f : 0.0f;
+        return NUMBER_OK;
+    }
+    if (exponent >= -44 && exponent <= 44) {
+        /* Multiplying by 1e-k (itself rounded) instead of dividing by 1e+k costs a few ulps,
+         * which the boundary check absorbs, and saves a division per number. */
+        double d = (double)mantissa;
+        if (exponent < 0) {
+            int64_t k = -exponent;
+            if (k > 22) {
+                d *= NEG_POW10[22];
+                k -= 22;
+            }
+            d *= NEG_POW10[k];
+        }
+        else if (exponent > 0) {
+            int64_t k = exponent;
+            if (k > 22) {
+                d *= POW10[22];
+                k -= 22;
+            }
+            d *= POW10[k];
+        }
+        double magnitude = fabs(d);
+        if (magnitude >= (double)FLT_MIN * 2 && magnitude <= (double)FLT_MAX / 2 &&
+            clear_of_boundary(d)) {
+            float f = (float)d;
+            *out = negative ? -f : f;
+            return NUMBER_OK;
+        }
+        if (mantissa <= TWO_POW_53 && exponent >= -22 && exponent <= 22) {
+            /* Clinger: a single correct rounding gives the correctly rounded double. */
+            d = (double)mantissa;
+            d = exponent < 0 ? d / POW10[-exponent] : d * POW10[exponent];
+            float f = (float)d;
+            if (isinf(f)) {
+                return NUMBER_RANGE;
+            }
+            *out = negative ? -f : f;
+            return NUMBER_OK;
+        }
+    }
+    return slow_number(start, end, out);
+}
+
+/* Accumulate the n digits at s (all known to be digits) into *mantissa. */
+static inline uint64_t
+accumulate(uint64_t mantissa, const char *s, Py_ssize_t n)
+{
+#if PY_LITTLE_ENDIAN
+    while (n >= 4) {
+        /* Four digits at once: after subtracting '0' from each byte, pairs combine into bytes
+         * 0 and 2 (v * 10 + (v >> 8)), then into one 0..9999 value in bits 16..31. */
+        uint32_t v;
+        memcpy(&v, s, 4);
+        v -= 0x30303030u;
+        v = v * 10 + (v >> 8);
+        v = (((v & 0x00FF00FFu) * ((100u << 16) + 1u)) >> 16) & 0xFFFFu;
+        mantissa = mantissa * 10000 + v;
+        s += 4;
+        n -= 4;
+    }
+#endif
+    for (; n > 0; n--, s++) {
+        mantissa = mantissa * 10 + (uint64_t)(*s - '0');
+    }
+    return mantissa;
+}
+
+/* Parse one JSON number at *pos, any shape. The caller guarantees that the buffer's last byte is
+ * ']', which stops every scan below, so no read passes the end. On NUMBER_OK, *pos is past the
+ * number. */
+static number_status
+parse_number_careful(const char **pos, float *out)
+{
+    const char *start = *pos;
+    const char *p = start;
+    int negative = *p == '-';
+    uint64_t mantissa = 0;
+    Py_ssize_t digits = 0;   /* significant digits in mantissa (at most 19: fits 64 bits) */
+    Py_ssize_t dropped = 0;  /* significant digits beyond those (then: the slow road) */
+    int64_t exponent = 0;    /* power of ten applied to mantissa */
+    int is_integer = 1;
+
+    p += negative;
+    if (!is_digit(*p)) {
+        return NUMBER_BAD;
+    }
+    if (*p == '0') {
+        p++;
+        if (is_digit(*p)) {
+            return NUMBER_BAD; /* JSON forbids leading zeros */
+        }
+    }
+    else {
+        const char *run = p;
+        while (is_digit(*p)) p++;
+        Py_ssize_t n = p - run;
+        digits = n < 19 ? n : 19;
+        mantissa = accumulate(0, run, digits);
+        dropped = n - digits;
+        exponent += dropped;
+    }
+    if (*p == '.') {
+        is_integer = 0;
+        p++;
+        if (!is_digit(*p)) {
+            return NUMBER_BAD;
+        }
+        if (mantissa == 0) {
+            const char *zeros = p;
+            while (*p == '0') p++;
+            exponent -= p - zeros; /* leading zeros of the fraction only scale */
+        }
+        const char *run = p;
+        while (is_digit(*p)) p++;
+        Py_ssize_t n = p - run;
+        Py_ssize_t take = n < 19 - digits ? n : 19 - digits;
+        mantissa = accumulate(mantissa, run, take);
+        digits += take;
+        exponent -= take;
+        dropped += n - take;
+    }
+    if (*p == 'e' || *p == 'E') {
+        is_integer = 0;
+        p++;
+        int exp_negative = *p == '-';
+        if (*p == '+' || *p == '-') {
+            p++;
+        }
+        if (!is_digit(*p)) {
+            return NUMBER_BAD;
+        }
+        int64_t written = 0;
+        for (; is_digit(*p); p++) {
+            if (written < 100000) { /* far beyond any double; stop growing */
+                written = written * 10 + (*p - '0');
+            }
+        }
+        exponent += exp_negative ? -written : written;
+    }
+    *pos = p;
+
+    if (dropped != 0) {
+        return slow_number(start, p, out);
+    }
+    return to_float32(mantissa, exponent, negative, is_integer, start, p, out);
+}
+
+#if PY_LITTLE_ENDIAN && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_SWAR 1
+
+static inline uint64_t
+load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* How many of the 8 bytes in `chunk` (first byte lowest) are digits before the first byte that
+ * is not. A byte x is a digit when its high nibble is 3 both for x and x + 6; a carry out of a
+ * byte can only disturb the bytes after it, which are past the first non-digit anyway. */
+static inline int
+leading_digits(uint64_t chunk)
+{
+    const uint64_t high = 0xF0F0F0F0F0F0F0F0ULL, threes = 0x3030303030303030ULL;
+    uint64_t not_digit =
+        ((chunk & high) ^ threes) | (((chunk + 0x0606060606060606ULL) & high) ^ threes);
+    return not_digit == 0 ? 8 : __builtin_ctzll(not_digit) >> 3;
+}
+
+/* The value of the first n (1..8) bytes of `chunk`, all digits. */
+static inline uint64_t
+digits_value(uint64_t chunk, int n)
+{
+    /* Subtract '0' from every byte (the digits cannot borrow), then shift the n digits to the
+     * top: the vacated bytes are leading zeros of an 8-digit number. */
+    uint64_t v = (chunk - 0x3030303030303030ULL) << (8 * (8 - n));
+    /* Byte 2i becomes 10*d[2i] + d[2i+1]; then pairs combine into one 0..99999999 value. */
+    v = v * 10 + (v >> 8);
+    const uint64_t pair = 0x000000FF000000FFULL;
+    v = ((v & pair) * (100 + (1000000ULL << 32)) +
+         ((v >> 16) & pair) * (1 + (10000ULL << 32))) >> 32;
+    return v;
+}
+
+static const uint64_t POW10_U64[9] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+};
+#endif
+
+/* Bytes of `chunk` equal to `byte`: the high bit of each such byte is set. Bytes after the
+ * first match may be flagged falsely (a borrow runs upward), so only the lowest flag counts. */
+static inline uint64_t
+bytes_equal(uint64_t chunk, uint64_t byte)
+{
+    uint64_t x = chunk ^ (byte * 0x0101010101010101ULL);
+    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+}
+
+/* Parse one JSON number at *pos and leave *pos on the byte after it.
+ *
+ * The common shape, `-?D{1,7}.D{1,13}` followed directly by ',', is read from a few 8-byte
+ * loads without a branch per digit. The number's end comes first, from the comma, so the next
+ * number's address hangs on a short chain of operations, and the value (computed off that
+ * chain) overlaps with the next number. Its digits fit in 53 bits and its power of ten is at
+ * most 13, so one division gives the correctly rounded double (Clinger's fast path): no range
+ * or boundary checks are needed. Anything else goes to parse_number_careful, including the
+ * last numbers of the buffer (the loads need 24 bytes of room). */
+static inline number_status
+parse_number(const char **pos, const char *end, float *out)
+{
+#ifdef HAVE_SWAR
+    const char *p = *pos;
+    if (end - p >= 24) {
+        uint64_t head = load8(p), tail = load8(p + 8);
+        uint64_t comma_head = bytes_equal(head, ','), comma_tail = bytes_equal(tail, ',');
+        /* both ends computed, then selected: a branch here would mispredict on lengths */
+        int in_head = __builtin_ctzll(comma_head | (1ULL << 63)) >> 3;
+        int in_tail = 8 + (__builtin_ctzll(comma_tail | (1ULL << 63)) >> 3);
+        int length = comma_head ? in_head : in_tail;
+        int negative = (head & 0xFF) == '-';
+        uint64_t digits = head >> (8 * negative);
+        int int_len = leading_digits(digits);
+        int dot = negative + int_len;
+        int frac_len = length - dot - 1;
+        if ((comma_head | comma_tail) != 0 && int_len >= 1 && int_len <= 7 &&
+            ((digits >> (8 * int_len)) & 0xFF) == '.' && frac_len >= 1 && frac_len <= 13 &&
+            (int_len == 1 || (digits & 0xFF) != '0')) {
+            uint64_t frac_head = load8(p + dot + 1), frac_tail = load8(p + dot + 9);
+            int head_len = frac_len < 8 ? frac_len : 8;
+            int tail_len = frac_len - head_len;
+            if (leading_digits(frac_head) >= head_len &&
+                (tail_len == 0 || leading_digits(frac_tail) >= tail_len)) {
+                uint64_t mantissa = int_len == 1 ? (digits & 0xFF) - '0'
+                                                 : digits_value(digits, int_len);
+                mantissa = mantissa * POW10_U64[head_len] + digits_value(frac_head, head_len);
+                if (tail_len) {
+                    mantissa =
+                        mantissa * POW10_U64[tail_len] + digits_value(frac_tail, tail_len);
+                }
+                float f = (float)((double)mantissa / POW10[frac_len]);
+                *out = negative ? -f : f;
+                *pos = p + length;
+                return NUMBER_OK;
+            }
+        }
+    }
+#else
+    (void)end;
+#endif
+    return parse_number_careful(pos, out);
+}
+
+static PyObject *
+parse_float32_array(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const char *p = (const char *)view.buf;
+    const char *end = p + view.len;
+    /* Every number takes at least one byte and one separator. */
+    Py_ssize_t capacity = view.len / 2 + 1;
+    float *values = PyMem_Malloc((size_t)capacity * sizeof(float));
+    if (values == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t count = 0;
+    const char *problem = NULL;
+    number_status status = NUMBER_OK;
+
+    /* The array must end with ']' (after trailing whitespace): with that byte as the last one,
+     * every scan inside stops on it, so the loops below need no bounds checks. */
+    while (p < end && is_ws(*p)) p++;
+    while (end > p && is_ws(end[-1])) end--;
+    if (end - p < 2 || *p != '[' || end[-1] != ']') {
+        problem = "expected an array of numbers";
+        goto fail;
+    }
+    p++;
+    while (is_ws(*p)) p++;
+    if (*p == ']') {
+        p++;
+    }
+    else {
+        for (;;) {
+            if (count >= capacity) { /* cannot happen (see capacity); never write past it */
+                problem = "expected an array of numbers";
+                goto fail;
+            }
+            status = parse_number(&p, end, &values[count]);
+            if (status != NUMBER_OK) {
+                goto fail;
+            }
+            count++;
+            while (is_ws(*p)) p++;
+            if (*p == ',') {
+                p++;
+                while (is_ws(*p)) p++;
+                continue;
+            }
+            if (*p == ']') {
+                p++;
+                break;
+            }
+            problem = "expected ',' or ']' after a number";
+            goto fail;
+        }
+    }
+    if (p != end) {
+        problem = "unexpected bytes after the array";
+        goto fail;
+    }
+    PyBuffer_Release(&view);
+    PyObject *out = PyBytes_FromStringAndSize((const char *)values, count * (Py_ssize_t)sizeof(float));
+    PyMem_Free(values);
+    return out;
+
+fail:
+    PyBuffer_Release(&view);
+    PyMem_Free(values);
+    if (status == NUMBER_ERROR) {
+        return NULL;
+    }
+    if (status == NUMBER_RANGE) {
+        PyErr_Format(PyExc_ValueError,
+                     "number out of range at index %zd (beyond float32 range, "
+                     "|x| > 3.4028235e38)", count);
+    }
+    else if (status == NUMBER_BAD) {
+        PyErr_Format(PyExc_ValueError, "expected a number at index %zd", count);
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "%s (at index %zd)", problem, count);
+    }
+    return NULL;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"parse_float32_array", parse_float32_array, METH_O,
+     "parse_float32_array(json_array, /) -> bytes\n\n"
+     "The numbers of a JSON array as native float32 bytes: each number's correctly rounded\n"
+     "double, rounded to float32. ValueError for anything else, or for a value outside\n"
+     "float32 range."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "twelvelabs_async._speedups",
+    "Optional C accelerator for decoding embedding vectors (see _vector.py).",
+    0,
+    speedups_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}
