@@ -122,11 +122,13 @@ def run_worker(
     extra_lines: list[str] | None = None,
     on_ready: Callable[[], list[str]] | None = None,
     timeout: float = 900.0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one ``benchmarks._worker`` measurement; add the server's counters around it.
 
     ``extra_lines`` go to the worker with its spec; ``on_ready()`` is called once the worker
-    is set up, and the lines it returns are sent right after ``go``.
+    is set up, and the lines it returns are sent right after ``go``. ``env`` adds variables
+    to the worker's environment.
     """
     stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in finally)
     proc = subprocess.Popen(
@@ -136,7 +138,7 @@ def run_worker(
         stderr=stderr,
         text=True,
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(**(env or {})),
     )
     what = f"worker {spec.get('mode')}/{spec.get('client', '')}"
     watchdog = threading.Timer(timeout, proc.kill)  # a hung worker must not hang the run

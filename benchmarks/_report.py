@@ -184,6 +184,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- Load average at start / end: {meta['loadavg_start']} / {meta.get('loadavg_end')} "
         f"(other work on the machine inflates wall times more than CPU times)",
         f"- Total time: {meta.get('total_seconds')} s",
+        "- Vectors parsed by: "
+        + (
+            "the C accelerator (`twelvelabs_async._speedups`)"
+            if meta.get("vectors_accelerated")
+            else "the pure-Python path (no C accelerator in this install)"
+        ),
     ]
     for note in meta["notes"]:
         out.append(f"- **Note:** {note}")

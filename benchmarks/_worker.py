@@ -191,12 +191,18 @@ def _fetch(base_url: str, task_id: str) -> bytes:
     return body
 
 
+def _vectors_accelerated() -> bool:
+    from twelvelabs_async.types._vector import ACCELERATED
+
+    return ACCELERATED
+
+
 def _decode(spec: dict[str, Any]) -> dict[str, Any]:
     body = _fetch(spec["base_url"], spec["task_id"])
     name = spec["client"]
     iterations = int(spec["iterations"])
     parts: dict[str, list[float]] = {}
-    if name == "ours":
+    if name in ("ours", "pure"):
         from multidict import CIMultiDict, CIMultiDictProxy
 
         from twelvelabs_async._decode import decode
@@ -269,6 +275,7 @@ def _decode(spec: dict[str, Any]) -> dict[str, Any]:
         "body_bytes": len(body),
         "floats": floats,
         "rss_peak_b": _peak_rss_bytes(),
+        "vectors_accelerated": _vectors_accelerated(),
     }
     for key, values in parts.items():
         out[key] = statistics.median(values)

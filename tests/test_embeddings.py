@@ -451,7 +451,8 @@ def test_cli_results_file_lines_hold_arrays(tmp_path: Path) -> None:
 
 
 def test_the_accelerator_is_built_where_a_compiler_is() -> None:
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    # setuptools compiles with $CC when it is set, else with the compiler Python was built with
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None or os.environ.get("TWELVELABS_ASYNC_NO_EXTENSIONS"):
         pytest.skip("no C compiler here (or the accelerator is switched off)")
     assert ACCELERATED

@@ -6,14 +6,16 @@ an ``array.array('f')`` subclass: ``len()``, indexing, iteration, ``list()``, ``
 the buffer protocol (format ``'f'``, so ``numpy.frombuffer(v, numpy.float32)`` and
 ``memoryview(v)`` read it without a copy) are the array's own C code.
 
-How the models decode a vector: the field is annotated ``msgspec.Raw``, so msgspec checks the
-JSON and hands over the array's text, and the struct's ``__post_init__`` turns that text into
-float32 with the optional C accelerator (``twelvelabs_async._speedups``): no Python float is
-ever made, which makes decoding a ready body faster than decoding it to ``list[float]``.
-Without the accelerator (no C compiler at install, or ``TWELVELABS_ASYNC_NO_EXTENSIONS=1``),
-msgspec decodes the text to a transient ``list[float]`` that is packed at C speed by
-``struct``. Both paths give the same float32 values: each number's correctly rounded double,
-rounded to float32. A MessagePack body decodes too (its ``Raw`` is MessagePack).
+How the models decode a vector. With the optional C accelerator (``twelvelabs_async._speedups``,
+built at install when a C compiler is present), the field is annotated ``msgspec.Raw``: msgspec
+checks the JSON and hands over the array's text, which the struct's ``__post_init__`` parses
+straight into float32, making no Python float at all; decoding a ready body is then faster than
+decoding it to ``list[float]``. Without it (no compiler, or ``TWELVELABS_ASYNC_NO_EXTENSIONS=1``)
+the field is annotated ``list[float]``, and ``__post_init__`` packs msgspec's transient floats
+at C speed with ``struct``. Both give the same float32 values (each number's correctly rounded
+double, rounded to float32) and decode JSON and MessagePack bodies alike; only with the
+accelerator does ``msgspec.convert`` from Python objects refuse the models (a ``Raw`` field
+takes bytes only), so build them by hand instead: ``EmbeddingData(embedding=[...])``.
 
 How ``msgspec.json.encode(task)`` still writes a JSON array without an ``enc_hook``: msgspec
 (>= 0.21) recognises an enum by its metaclass being a subclass of ``EnumMeta`` and encodes
@@ -162,13 +164,18 @@ class Float32Vector(_Base, metaclass=_Meta):
 if TYPE_CHECKING:
     VectorField = Float32Vector
     OptionalVectorField = Float32Vector | None
-else:
+elif ACCELERATED:
     # The annotation of a vector field in the wire structs: msgspec checks the JSON and keeps
     # the array's text, which the struct's __post_init__ parses with as_float32_vector(); type
     # checkers see the field's real type. (A Raw cannot sit in a union, so an optional vector
     # is also a Raw, with None as its default, and JSON null arrives as Raw(b"null").)
     VectorField = msgspec.Raw
     OptionalVectorField = msgspec.Raw
+else:
+    # Without the accelerator msgspec decodes the array to a transient list[float], which
+    # __post_init__ packs: re-parsing a Raw's text in Python would be slower.
+    VectorField = list[float]
+    OptionalVectorField = list[float] | None
 
 
 def _wrap(cls: type[Float32Vector], source: array.array[float]) -> Float32Vector:
