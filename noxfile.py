@@ -1,6 +1,6 @@
 """Developer sessions: tests, lint, typecheck, bench and soak.
 
-Run ``nox -s tests`` (or ``lint``, ``typecheck``, ``bench``, ``soak``).
+Run ``nox -s tests`` (or ``pure``, ``lint``, ``typecheck``, ``bench``, ``soak``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ def tests(session: nox.Session) -> None:
     """The whole test suite against the built-in fake server, on every supported Python."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def pure(session: nox.Session) -> None:
+    """The whole suite with the C vector parser switched off, as on a machine without a C
+    compiler at install time (not among the default sessions)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"TWELVELABS_ASYNC_NO_EXTENSIONS": "1"})
 
 
 @nox.session(python=PYTHON)

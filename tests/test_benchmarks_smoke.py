@@ -52,7 +52,7 @@ def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
             assert key in scenario, (name, key)
     for name in ("poll_processing", "poll_ready", "list"):
         assert set(results["scenarios"][name]["clients"]) == {"ours", "raw"}, name
-    assert set(results["scenarios"]["decode"]["clients"]) == {"ours", "raw", "list"}
+    assert set(results["scenarios"]["decode"]["clients"]) == {"ours", "raw", "list", "pure"}
     assert set(results["scenarios"]["keep_ready"]["clients"]) == {"ours", "list"}
     assert set(results["scenarios"]["multipart_upload"]["clients"]) == {"ours", "raw"}
     markdown = (tmp_path / "results.md").read_text()
