@@ -352,3 +352,223 @@ def test_convert_from_python_objects_is_refused_with_a_typed_error() -> None:
     with pytest.raises(msgspec.ValidationError, match="raw"):
         msgspec.convert({"embedding": [0.5]}, EmbeddingData)
     assert EmbeddingData(embedding=[0.5]).embedding.tolist() == [0.5]  # type: ignore[arg-type]
+
+
+# --- whole bodies in one pass (extract_vectors) -------------------------------------------------
+
+extract = speedups.extract_vectors
+V2_KEYS = ["embedding", "embedding_uncertainty"]
+
+
+def plain_outcome(tp: type, body: bytes) -> Any:
+    """What the ordinary decode gives (each vector through its Raw): the task, or the error's
+    class."""
+    try:
+        return msgspec.json.Decoder(tp).decode(body)
+    except msgspec.DecodeError as exc:
+        return type(exc)
+
+
+def one_pass_outcome(tp: type, body: bytes) -> Any:
+    try:
+        return _vector.decode_body(decoder_for(tp), tp, body)
+    except msgspec.DecodeError as exc:
+        return type(exc)
+
+
+def assert_same_task(tp: type, body: bytes) -> None:
+    plain, one_pass = plain_outcome(tp, body), one_pass_outcome(tp, body)
+    if isinstance(plain, type) and issubclass(plain, msgspec.DecodeError):
+        # the two may disagree on which error (the first one met differs): both must fail
+        assert isinstance(one_pass, type), (body[:300], one_pass)
+        assert issubclass(one_pass, msgspec.DecodeError), (body[:300], one_pass)
+    else:
+        assert one_pass == plain, body[:300]
+
+
+vector_values = st.one_of(
+    st.lists(st.sampled_from(PADDING), max_size=40).map(lambda xs: [float(x) for x in xs]),
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), max_size=12),
+)
+hostile_values = st.one_of(
+    st.none(),
+    st.integers(-5, 5),
+    st.text(max_size=5),
+    st.lists(st.text(max_size=3), max_size=3),
+    st.dictionaries(st.sampled_from(["embedding", "float", "a"]), st.integers(), max_size=2),
+    st.lists(st.lists(st.integers(0, 3), max_size=2), max_size=2),
+    st.just([1e39]),
+)
+decoys = st.dictionaries(
+    st.sampled_from(["embedding", "float", "data", "segments", "note", "embedding_option"]),
+    st.one_of(
+        st.text(alphabet='ab"\\:[]{},embdingflot0123', max_size=12),
+        st.lists(st.integers(0, 9), max_size=3),
+        st.just({"embedding": [1, 2], "float": [3]}),
+    ),
+    max_size=3,
+)
+
+
+@st.composite
+def v2_documents(draw: Any) -> bytes:
+    items = []
+    for _ in range(draw(st.integers(0, 4))):
+        item: dict[str, Any] = dict(draw(decoys))
+        for key in V2_KEYS:
+            choice = draw(st.sampled_from(["vector", "vector", "absent", "null", "hostile"]))
+            if choice == "vector":
+                item[key] = draw(vector_values)
+            elif choice == "null":
+                item[key] = None
+            elif choice == "hostile":
+                item[key] = draw(hostile_values)
+        items.append(item)
+    doc: dict[str, Any] = {"_id": "t", "status": draw(st.sampled_from(["ready", "processing"]))}
+    if draw(st.booleans()):
+        doc["data"] = items
+    doc.update(draw(decoys))
+    doc["metadata"] = {"embedding": [1, 2], "note": '"embedding":[5]'}
+    return _spell(draw, doc)
+
+
+@st.composite
+def v1_documents(draw: Any) -> bytes:
+    segments = []
+    for _ in range(draw(st.integers(0, 3))):
+        segment: dict[str, Any] = dict(draw(decoys))
+        choice = draw(st.sampled_from(["vector", "vector", "absent", "null", "hostile"]))
+        if choice == "vector":
+            segment["float"] = draw(vector_values)
+        elif choice == "null":
+            segment["float"] = None
+        elif choice == "hostile":
+            segment["float"] = draw(hostile_values)
+        segments.append(segment)
+    doc = {"_id": "t", "video_embedding": {"segments": segments, "float": [9.0]}, "float": [8]}
+    return _spell(draw, doc)
+
+
+def _spell(draw: Any, doc: Any) -> bytes:
+    """``doc`` as JSON in one of several spellings: compact, spaced, indented, keys escaped."""
+    style = draw(st.sampled_from(["compact", "spaced", "indented", "escaped", "damaged"]))
+    if style == "compact":
+        return json.dumps(doc, separators=(",", ":")).encode()
+    if style == "spaced":
+        return (" " + json.dumps(doc) + " \n").encode()
+    if style == "indented":
+        return json.dumps(doc, indent=draw(st.integers(0, 3))).encode()
+    text = json.dumps(doc)
+    if style == "escaped":
+        # an escaped spelling of a key that msgspec reads as the same key
+        for key in ("embedding", "float", "data", "segments"):
+            if draw(st.booleans()):
+                text = text.replace(
+                    f'"{key}"', '"' + key[0] + "\\u00" + f"{ord(key[1]):02x}" + key[2:] + '"', 1
+                )
+        return text.encode()
+    raw = bytearray(text.encode())
+    at = draw(st.integers(0, max(len(raw) - 1, 0)))
+    raw[at : at + 1] = draw(st.sampled_from([b"", b"]", b"}", b",", b'"', b"\\", b"[", b"0"]))
+    return bytes(raw)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(body=v2_documents())
+def test_v2_bodies_decode_in_one_pass_as_through_raw(body: bytes) -> None:
+    assert_same_task(EmbeddingTask, body)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(body=v1_documents())
+def test_v1_bodies_decode_in_one_pass_as_through_raw(body: bytes) -> None:
+    assert_same_task(EmbedV1Task, body)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(data=st.binary(max_size=120), layout=st.sampled_from([1, 2]))
+@example(data=b'{"data":[{"embedding":[1,2]}]}', layout=2)
+@example(data=b'{"data":[{"embedding":[1,2]}]}}', layout=2)
+@example(data=b'{"data":[{"embedding":[1,2]}}]}', layout=2)
+@example(data=b'{"data":[{"embedding":[1,2]]}', layout=2)
+@example(data=b'{"data":[{"embedding":[' + b"[]," * 200 + b"[]]}]}", layout=2)
+@example(data=b'{"data":[' + b'{"embedding":[]},' * 150 + b'{"embedding":[]}]}', layout=2)
+@example(data=b'{"data":[{"embedding":"[1,2]"}]}', layout=2)
+@example(data=b'{"data":[{"embedding":[1,2]}],"x":"\\\\"}', layout=2)
+@example(data=b'{"d\\"ata":[{"embedding":[1,2]}]}', layout=2)
+@example(data=b"[" * 100 + b"]" * 100, layout=2)
+@example(data=b'{"a":' * 80 + b"1" + b"}" * 80, layout=2)
+@example(data=b'{"video_embedding":{"segments":[{"float":[0.5]}]}}', layout=1)
+def test_any_bytes_give_a_body_and_vectors_or_none(data: bytes, layout: int) -> None:
+    got = extract(data, layout)
+    if got is not None:
+        stripped, vectors = got
+        assert isinstance(stripped, bytes)
+        assert len(stripped) <= len(data)
+        assert vectors
+        assert all(isinstance(v, bytes) and len(v) % 4 == 0 for v in vectors)
+    assert_same_task(EmbeddingTask if layout == 2 else EmbedV1Task, data)
+
+
+def test_one_pass_output_and_refusals() -> None:
+    body = (
+        b' {"_id":"t","data":[{"embedding":[0.5, -1],"embedding_uncertainty":null},'
+        b'{"embedding":[]}]} '
+    )
+    stripped, vectors = extract(body, 2)
+    assert (
+        stripped
+        == b'{"_id":"t","data":[{"embedding":0,"embedding_uncertainty":null},{"embedding":1}]}'
+    )
+    assert vectors == [struct.pack("=2f", 0.5, -1.0), b""]
+    assert extract(b'{"_id":"t","status":"processing"}', 2) is None  # no vectors: as is
+    assert extract(b'{"data":[{"embedding":[0.5,1e39]}]}', 2) is None  # out of range: as is
+    assert extract(b'{"data":[{"embedding":{"a":1}}]}', 2) is None
+    assert extract(b'{"data":[{"embe\\u0064ding":[0.5]}]}', 2) is None  # an escaped key
+    assert extract(body, 1) is None  # the v1 layout finds nothing in a v2 body
+    with pytest.raises(ValueError, match="layout"):
+        extract(body, 3)
+    with pytest.raises(TypeError):
+        extract("{}", 2)
+
+
+def test_decoding_a_placeholder_outside_one_pass_is_an_error() -> None:
+    # An index is only meaningful inside decode_body; a number where a vector belongs in any
+    # other decode is refused, not mistaken for an index.
+    with pytest.raises(msgspec.ValidationError, match="embedding"):
+        msgspec.json.decode(
+            b'{"_id":"t","status":"ready","data":[{"embedding":0}]}', type=EmbeddingTask
+        )
+
+
+def test_one_pass_takes_vectors_only_where_the_model_reads_them() -> None:
+    # Arrays under the same keys elsewhere (unknown fields, other levels) stay as they are.
+    body = (
+        b'{"data":[{"embedding":[1],"x":{"embedding":[2]},"float":[3]}],'
+        b'"metadata":{"embedding":[4],"data":[{"embedding":[5]}]},"embedding":[6]}'
+    )
+    stripped, vectors = extract(body, 2)
+    assert stripped == body.replace(b'"embedding":[1]', b'"embedding":0', 1)
+    assert vectors == [struct.pack("=f", 1.0)]
+    v1 = (
+        b'{"float":[1],"video_embedding":{"float":[2],'
+        b'"segments":[{"float":[3],"x":{"float":[4]}}]}}'
+    )
+    stripped, vectors = extract(v1, 1)
+    assert stripped == v1.replace(b'"float":[3]', b'"float":0')
+    assert vectors == [struct.pack("=f", 3.0)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # An escaped spelling of a vector key is the same key to msgspec: a number there must
+        # stay an error, never be read as an index of another vector.
+        b'{"_id":"t","status":"ready","data":[{"embedding":[1,2]},{"embe\\u0064ding":0}]}',
+        b'{"_id":"t","status":"ready","data":[{"embedding":[1,2]},{"embedding":0}]}',
+        b'{"_id":"t","status":"ready","d\\u0061ta":[{"embedding":0}],"data":[{"embedding":[1]}]}',
+    ],
+)
+def test_a_number_where_a_vector_belongs_stays_an_error(body: bytes) -> None:
+    assert isinstance(plain_outcome(EmbeddingTask, body), type)
+    assert_same_task(EmbeddingTask, body)

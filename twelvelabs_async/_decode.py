@@ -8,6 +8,7 @@ import msgspec
 
 from ._exceptions import ResponseDecodeError
 from ._transport import Response
+from .types._vector import decode_body
 
 __all__ = ["decode", "decoder_for"]
 
@@ -28,7 +29,7 @@ def decoder_for(tp: type[T]) -> msgspec.json.Decoder[T]:
 def decode(tp: type[T], response: Response) -> T:
     """Decode a successful response body into ``tp``, or raise :class:`ResponseDecodeError`."""
     try:
-        return decoder_for(tp).decode(response.body)
+        return decode_body(decoder_for(tp), tp, response.body)
     except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as exc:
         raise ResponseDecodeError(
             f"Response body does not fit {getattr(tp, '__name__', tp)}: {exc}",

@@ -319,6 +319,50 @@ bytes_equal(uint64_t chunk, uint64_t byte)
     return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
 }
 
+/* parse_number's quick path for numbers of 16 to 23 bytes, such as a float32 value printed
+ * as its shortest double (`-0.03864554315805435`): `-?D{1,7}.D+`, at most 19 digits in all,
+ * followed by ','. Kept out of line so the common short numbers' loop stays small. Its digits
+ * may exceed 53 bits, so the value goes through to_float32's boundary check. */
+static number_status __attribute__((noinline))
+parse_long_number(const char **pos, const char *end, float *out)
+{
+    const char *p = *pos;
+    if (end - p >= 40) {
+        uint64_t head = load8(p);
+        uint64_t comma = bytes_equal(load8(p + 16), ',');
+        int length = 16 + (__builtin_ctzll(comma | (1ULL << 63)) >> 3);
+        int negative = (head & 0xFF) == '-';
+        uint64_t digits = head >> (8 * negative);
+        int int_len = leading_digits(digits);
+        int dot = negative + int_len;
+        int frac_len = length - dot - 1;
+        if (comma != 0 && int_len >= 1 && int_len <= 7 &&
+            ((digits >> (8 * int_len)) & 0xFF) == '.' && int_len + frac_len <= 19 &&
+            (int_len == 1 || (digits & 0xFF) != '0')) {
+            /* frac_len is 8..21 here, and at most 18 with int_len + frac_len <= 19 */
+            const char *fraction = p + dot + 1;
+            uint64_t frac0 = load8(fraction), frac1 = load8(fraction + 8),
+                     frac2 = load8(fraction + 16);
+            int len1 = frac_len - 8 < 8 ? frac_len - 8 : 8;
+            int len2 = frac_len - 8 - len1;
+            if (leading_digits(frac0) == 8 && leading_digits(frac1) >= len1 &&
+                (len2 == 0 || leading_digits(frac2) >= len2)) {
+                uint64_t mantissa = digits_value(digits, int_len);
+                mantissa = mantissa * POW10_U64[8] + digits_value(frac0, 8);
+                if (len1) {
+                    mantissa = mantissa * POW10_U64[len1] + digits_value(frac1, len1);
+                }
+                if (len2) {
+                    mantissa = mantissa * POW10_U64[len2] + digits_value(frac2, len2);
+                }
+                *pos = p + length;
+                return to_float32(mantissa, -frac_len, negative, 0, p, p + length, out);
+            }
+        }
+    }
+    return parse_number_careful(pos, out);
+}
+
 /* Parse one JSON number at *pos and leave *pos on the byte after it.
  *
  * The common shape, `-?D{1,7}.D{1,13}` followed directly by ',', is read from a few 8-byte
@@ -345,7 +389,10 @@ parse_number(const char **pos, const char *end, float *out)
         int int_len = leading_digits(digits);
         int dot = negative + int_len;
         int frac_len = length - dot - 1;
-        if ((comma_head | comma_tail) != 0 && int_len >= 1 && int_len <= 7 &&
+        if ((comma_head | comma_tail) == 0) {
+            return parse_long_number(pos, end, out);
+        }
+        if (int_len >= 1 && int_len <= 7 &&
             ((digits >> (8 * int_len)) & 0xFF) == '.' && frac_len >= 1 && frac_len <= 13 &&
             (int_len == 1 || (digits & 0xFF) != '0')) {
             uint64_t frac_head = load8(p + dot + 1), frac_tail = load8(p + dot + 9);
@@ -460,12 +507,357 @@ fail:
     return NULL;
 }
 
+/* --- whole bodies: every vector parsed in one pass ------------------------------------------
+ *
+ * Decoding a body through msgspec.Raw costs two passes over each vector: msgspec validates the
+ * array while it skips it, then parse_float32_array reads it again. extract_vectors makes one:
+ * it walks the body's JSON structure, parses each vector where the layout says vectors live,
+ * and returns the body with each such array replaced by its index (a small integer), plus the
+ * vectors. msgspec then decodes a body of a few kilobytes, and the models' __post_init__ look
+ * the vectors up by index. The walk is lenient: msgspec still checks the stripped body, and a
+ * valid number array swapped for an integer changes nothing else about the document. Whatever
+ * the walk is not sure of (a key with an escape, a vector key holding something other than an
+ * array of numbers or null, deep nesting, anything that is not an object) makes it answer None,
+ * and the caller decodes the body the ordinary way. */
+
+#define MAX_DEPTH 64
+#define MAX_KEYS 2
+
+typedef enum { STEP_KEY, STEP_ITEMS, STEP_VECTOR } step_kind;
+
+typedef struct {
+    step_kind kind;
+    const char *keys[MAX_KEYS]; /* for STEP_KEY and STEP_VECTOR */
+} layout_step;
+
+/* Layout 1: an Embed v1 task, {"video_embedding": {"segments": [{"float": [...]}]}}.
+ * Layout 2: an Embed v2 task, {"data": [{"embedding": [...], "embedding_uncertainty": [...]}]}. */
+static const layout_step LAYOUT_V1[] = {
+    {STEP_KEY, {"video_embedding", NULL}},
+    {STEP_KEY, {"segments", NULL}},
+    {STEP_ITEMS, {NULL, NULL}},
+    {STEP_VECTOR, {"float", NULL}},
+};
+static const layout_step LAYOUT_V2[] = {
+    {STEP_KEY, {"data", NULL}},
+    {STEP_ITEMS, {NULL, NULL}},
+    {STEP_VECTOR, {"embedding", "embedding_uncertainty"}},
+};
+
+static int
+key_matches(const layout_step *step, const char *key, Py_ssize_t len)
+{
+    for (int i = 0; i < MAX_KEYS && step->keys[i] != NULL; i++) {
+        if ((Py_ssize_t)strlen(step->keys[i]) == len && memcmp(step->keys[i], key, (size_t)len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    char *out;          /* the stripped body being written */
+    Py_ssize_t out_len;
+    const char *copied; /* input up to here is in out already */
+    float *values;      /* every vector's floats, one after another */
+    Py_ssize_t n_values;
+    Py_ssize_t capacity;
+    Py_ssize_t *starts; /* where each vector starts in values */
+    Py_ssize_t n_vectors;
+    Py_ssize_t max_vectors;
+} extraction;
+
+/* Parse the array of numbers at *pos into ex->values. 0 on success; -1 if it is anything else
+ * (then the caller gives up: the ordinary path will report it); -2 with an exception set. */
+static int
+extract_array(const char **pos, const char *end, extraction *ex)
+{
+    const char *p = *pos + 1; /* past '[' */
+    Py_ssize_t first = ex->n_values;
+    while (is_ws(*p)) p++;
+    if (*p != ']') {
+        for (;;) {
+            if (ex->n_values >= ex->capacity) {
+                return -1; /* cannot happen: capacity counts a value per two input bytes */
+            }
+            number_status status = parse_number(&p, end, &ex->values[ex->n_values]);
+            if (status == NUMBER_ERROR) {
+                return -2;
+            }
+            if (status != NUMBER_OK) {
+                return -1;
+            }
+            ex->n_values++;
+            while (is_ws(*p)) p++;
+            if (*p == ',') {
+                p++;
+                while (is_ws(*p)) p++;
+                continue;
+            }
+            if (*p == ']') {
+                break;
+            }
+            return -1;
+        }
+    }
+    p++; /* past ']' */
+    if (ex->n_vectors >= ex->max_vectors) {
+        return -1;
+    }
+    ex->starts[ex->n_vectors] = first;
+    /* the body so far, then the vector's index in place of the array; the index must not be
+     * longer than the array it replaces, so that the output never outgrows the input */
+    char index[24];
+    int index_len = snprintf(index, sizeof index, "%zd", ex->n_vectors);
+    if (index_len <= 0 || index_len > p - *pos) {
+        return -1;
+    }
+    Py_ssize_t before = *pos - ex->copied;
+    memcpy(ex->out + ex->out_len, ex->copied, (size_t)before);
+    ex->out_len += before;
+    memcpy(ex->out + ex->out_len, index, (size_t)index_len);
+    ex->out_len += index_len;
+    ex->n_vectors++;
+    ex->copied = p;
+    *pos = p;
+    return 0;
+}
+
+/* Walk the body; 1 when vectors were extracted, 0 to give up, -1 with an exception set. */
+static int
+walk(const char *start, const char *end, const layout_step *layout, int layout_len,
+     extraction *ex)
+{
+    signed char level[MAX_DEPTH]; /* per open container: layout steps matched, or -1 */
+    char is_object[MAX_DEPTH];
+    int depth = 0;
+    int expect_key = 1;
+    int value_level = -1; /* level of a container value about to open */
+    int vector_next = 0;  /* the value about to come is a vector */
+    const char *p = start + 1;
+    level[0] = 0;
+    is_object[0] = 1;
+
+    while (p < end) {
+        char c = *p;
+        switch (c) {
+        case ' ': case '\t': case '\n': case '\r': case ':':
+            p++;
+            break;
+        case ',':
+            p++;
+            expect_key = is_object[depth];
+            value_level = -1;
+            vector_next = 0;
+            if (!is_object[depth]) {
+                int lv = level[depth];
+                value_level = (lv >= 0 && lv < layout_len && layout[lv].kind == STEP_ITEMS)
+                                  ? lv + 1 : -1;
+            }
+            break;
+        case '"': {
+            const char *s = ++p;
+            int escaped = 0;
+            for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (q == NULL) {
+                    return 0;
+                }
+                const char *b = q;
+                while (b > s && b[-1] == '\\') b--;
+                if ((q - b) % 2 == 0) { /* an even run of backslashes: this quote ends it */
+                    escaped |= memchr(s, '\\', (size_t)(q - s)) != NULL;
+                    p = q + 1;
+                    break;
+                }
+                p = q + 1;
+            }
+            if (is_object[depth] && expect_key) {
+                int lv = level[depth];
+                expect_key = 0;
+                value_level = -1;
+                vector_next = 0;
+                if (lv >= 0 && lv < layout_len && layout[lv].kind != STEP_ITEMS) {
+                    if (escaped) {
+                        return 0; /* msgspec would unescape it; be sure rather than fast */
+                    }
+                    if (key_matches(&layout[lv], s, p - 1 - s)) {
+                        if (layout[lv].kind == STEP_VECTOR) {
+                            vector_next = 1;
+                        }
+                        else {
+                            value_level = lv + 1;
+                        }
+                    }
+                }
+            }
+            else if (vector_next) {
+                return 0; /* a string where a vector belongs */
+            }
+            else {
+                value_level = -1;
+            }
+            break;
+        }
+        case '{':
+        case '[':
+            if (vector_next) {
+                if (c == '{') {
+                    return 0;
+                }
+                int got = extract_array(&p, end, ex);
+                if (got < 0) {
+                    return got == -2 ? -1 : 0;
+                }
+                vector_next = 0;
+                break;
+            }
+            if (++depth >= MAX_DEPTH) {
+                return 0;
+            }
+            level[depth] = (signed char)value_level;
+            is_object[depth] = c == '{';
+            expect_key = c == '{';
+            value_level = -1;
+            if (c == '[') {
+                int lv = level[depth];
+                value_level = (lv >= 0 && lv < layout_len && layout[lv].kind == STEP_ITEMS)
+                                  ? lv + 1 : -1;
+            }
+            p++;
+            break;
+        case '}':
+        case ']':
+            if (depth == 0) {
+                /* the root closes: only whitespace may follow (end was trimmed to it) */
+                return p + 1 == end && c == '}' && ex->n_vectors > 0 ? 1 : 0;
+            }
+            depth--;
+            expect_key = 0;
+            value_level = -1;
+            vector_next = 0;
+            p++;
+            break;
+        default:
+            /* a scalar: number, true, false, null */
+            if (vector_next) {
+                if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+                    vector_next = 0; /* an absent vector: kept as null */
+                }
+                else {
+                    return 0;
+                }
+            }
+            value_level = -1;
+            while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_ws(*p)) p++;
+            break;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+extract_vectors(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "extract_vectors(body, layout) takes 2 arguments");
+        return NULL;
+    }
+    long which = PyLong_AsLong(args[1]);
+    if (which == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const layout_step *layout;
+    int layout_len;
+    if (which == 1) {
+        layout = LAYOUT_V1;
+        layout_len = (int)(sizeof LAYOUT_V1 / sizeof LAYOUT_V1[0]);
+    }
+    else if (which == 2) {
+        layout = LAYOUT_V2;
+        layout_len = (int)(sizeof LAYOUT_V2 / sizeof LAYOUT_V2[0]);
+    }
+    else {
+        PyErr_SetString(PyExc_ValueError, "layout is 1 (Embed v1) or 2 (Embed v2)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const char *start = (const char *)view.buf;
+    const char *end = start + view.len;
+    while (start < end && is_ws(*start)) start++;
+    while (end > start && is_ws(end[-1])) end--;
+    /* An object, closed by its last byte: that '}' stops every scan of the number parser. */
+    if (end - start < 2 || *start != '{' || end[-1] != '}') {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    extraction ex = {0};
+    Py_ssize_t len = end - start;
+    ex.capacity = len / 2 + 1;
+    ex.max_vectors = len / 2 + 1;
+    ex.out = PyMem_Malloc((size_t)len + 1);
+    ex.values = PyMem_Malloc((size_t)ex.capacity * sizeof(float));
+    ex.starts = PyMem_Malloc((size_t)ex.max_vectors * sizeof(Py_ssize_t));
+    ex.copied = start;
+    PyObject *result = NULL;
+    if (ex.out == NULL || ex.values == NULL || ex.starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int walked = walk(start, end, layout, layout_len, &ex);
+    if (walked < 0) {
+        goto done;
+    }
+    if (walked == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    memcpy(ex.out + ex.out_len, ex.copied, (size_t)(end - ex.copied));
+    ex.out_len += end - ex.copied;
+    PyObject *body = PyBytes_FromStringAndSize(ex.out, ex.out_len);
+    PyObject *vectors = PyList_New(ex.n_vectors);
+    if (body == NULL || vectors == NULL) {
+        Py_XDECREF(body);
+        Py_XDECREF(vectors);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ex.n_vectors; i++) {
+        Py_ssize_t first = ex.starts[i];
+        Py_ssize_t stop = i + 1 < ex.n_vectors ? ex.starts[i + 1] : ex.n_values;
+        PyObject *data = PyBytes_FromStringAndSize((const char *)(ex.values + first),
+                                                   (stop - first) * (Py_ssize_t)sizeof(float));
+        if (data == NULL) {
+            Py_DECREF(body);
+            Py_DECREF(vectors);
+            goto done;
+        }
+        PyList_SET_ITEM(vectors, i, data);
+    }
+    result = PyTuple_Pack(2, body, vectors);
+    Py_DECREF(body);
+    Py_DECREF(vectors);
+done:
+    PyMem_Free(ex.out);
+    PyMem_Free(ex.values);
+    PyMem_Free(ex.starts);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"parse_float32_array", parse_float32_array, METH_O,
      "parse_float32_array(json_array, /) -> bytes\n\n"
      "The numbers of a JSON array as native float32 bytes: each number's correctly rounded\n"
      "double, rounded to float32. ValueError for anything else, or for a value outside\n"
      "float32 range."},
+    {"extract_vectors", (PyCFunction)(void (*)(void))extract_vectors, METH_FASTCALL,
+     "extract_vectors(body, layout, /) -> tuple[bytes, list[bytes]] | None\n\n"
+     "Parse every vector of an Embed v1 (layout 1) or v2 (layout 2) task body in one pass:\n"
+     "the body with each vector array replaced by its index, and each vector as native\n"
+     "float32 bytes; None when the body is not plainly of that shape (decode it as is)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,8 +32,9 @@ import array
 import enum
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex, cast
+from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex, TypeVar, cast
 
 import msgspec
 
@@ -44,17 +45,31 @@ __all__ = [
     "VectorField",
     "as_float32_vector",
     "as_optional_float32_vector",
+    "decode_body",
+    "register_vector_layout",
     "stack_vectors",
 ]
 
-_parse_json_array: Callable[[msgspec.Raw], bytes] | None
-if os.environ.get("TWELVELABS_ASYNC_NO_EXTENSIONS"):
-    _parse_json_array = None
-else:
+T = TypeVar("T")
+
+
+def _load_speedups() -> Any:
+    if os.environ.get("TWELVELABS_ASYNC_NO_EXTENSIONS"):
+        return None
     try:
-        from .._speedups import parse_float32_array as _parse_json_array
+        from .. import _speedups
     except ImportError:  # built without a C compiler: the pure-Python path
-        _parse_json_array = None
+        return None
+    return _speedups
+
+
+_speedups = _load_speedups()
+_parse_json_array: Callable[[msgspec.Raw], bytes] | None = (
+    None if _speedups is None else _speedups.parse_float32_array
+)
+_extract_vectors: Callable[[bytes, int], tuple[bytes, list[bytes]] | None] | None = (
+    None if _speedups is None else _speedups.extract_vectors
+)
 
 ACCELERATED = _parse_json_array is not None
 """Whether vectors are parsed by the C accelerator (the values are the same either way)."""
@@ -225,7 +240,45 @@ def _decode_raw(raw: msgspec.Raw, field: str) -> list[float] | None:
         raise ValueError(f"{field}: {exc}") from None
 
 
+_layouts: dict[type, int] = {}
+_extracted = threading.local()  # the vectors of the body being decoded (see decode_body)
+
+
+def register_vector_layout(tp: type, layout: int) -> None:
+    """Tell :func:`decode_body` where ``tp``'s vectors sit: ``1`` for an Embed v1 task's
+    ``video_embedding.segments[].float``, ``2`` for an Embed v2 task's ``data[].embedding`` and
+    ``data[].embedding_uncertainty``."""
+    _layouts[tp] = layout
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], tp: type, body: bytes) -> T:
+    """``decoder.decode(body)``; for a type with a registered layout, the accelerator first
+    parses every vector in one pass and msgspec decodes the body with each vector array
+    replaced by its index (the models' ``__post_init__`` look the vectors up). A body the
+    accelerator is not sure of is decoded as it is."""
+    layout = _layouts.get(tp)
+    if layout is not None and _extract_vectors is not None:
+        extracted = _extract_vectors(body, layout)
+        if extracted is not None:
+            stripped, _extracted.vectors = extracted
+            try:
+                return decoder.decode(stripped)
+            finally:
+                _extracted.vectors = None
+    return decoder.decode(body)
+
+
 def _vector_from_raw(raw: msgspec.Raw, field: str, optional: bool) -> Float32Vector | None:
+    text = memoryview(raw)
+    if text[:1].tobytes().isdigit():
+        # An index that extract_vectors put in place of the array (see decode_body); outside
+        # such a decode, a number where a vector belongs is an error below.
+        vectors: list[bytes] | None = getattr(_extracted, "vectors", None)
+        if vectors is not None:
+            try:
+                return _from_bytes(Float32Vector, vectors[int(text.tobytes())])
+            except (IndexError, ValueError):  # not an index of this body: never guess
+                raise ValueError(f"{field}: expected an array of numbers") from None
     if _parse_json_array is not None:
         try:
             return _from_bytes(Float32Vector, _parse_json_array(raw))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .._types import EMBED_FINAL_STATUSES
-from ._vector import Float32Vector, as_float32_vector, stack_vectors
+from ._vector import Float32Vector, as_float32_vector, register_vector_layout, stack_vectors
 from ._vector import VectorField as _Vector
 from .common import Wire as _Wire
 
@@ -103,3 +103,7 @@ class EmbedV1TaskCreated(_Wire):
     """Answer of ``POST /embed/tasks``."""
 
     id: str | None = msgspec.field(default=None, name="_id")
+
+
+# Where the accelerator finds these tasks' vectors in a body (see _vector.decode_body).
+register_vector_layout(EmbedV1Task, 1)

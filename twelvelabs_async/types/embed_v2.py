@@ -10,7 +10,12 @@ import msgspec
 from .._types import EMBED_FINAL_STATUSES
 from ._vector import OptionalVectorField as _OptionalVector
 from ._vector import VectorField as _Vector
-from ._vector import as_float32_vector, as_optional_float32_vector, stack_vectors
+from ._vector import (
+    as_float32_vector,
+    as_optional_float32_vector,
+    register_vector_layout,
+    stack_vectors,
+)
 from .common import Wire as _Wire
 
 if TYPE_CHECKING:
@@ -241,3 +246,8 @@ class MediaEmbeddingTask(_Wire):
     def is_final(self) -> bool:
         """``True`` if the summary says ``ready`` or ``failed``."""
         return self.status in EMBED_FINAL_STATUSES
+
+
+# Where the accelerator finds these tasks' vectors in a body (see _vector.decode_body).
+register_vector_layout(EmbeddingTask, 2)
+register_vector_layout(EmbeddingTaskCreated, 2)
