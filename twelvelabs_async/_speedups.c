@@ -420,6 +420,50 @@ parse_number(const char **pos, const char *end, float *out)
     return parse_number_careful(pos, out);
 }
 
+/* Read the numbers of the array whose '[' is at *pos into values[*count...] and leave *pos past
+ * its ']'. Returns NUMBER_OK, the status of the number that failed, or NUMBER_BAD with *problem
+ * set when the array's punctuation is wrong. The buffer must end with a byte that stops every
+ * scan (']' or '}'), so no read passes `end`. */
+static inline number_status
+read_array(const char **pos, const char *end, float *values, Py_ssize_t capacity,
+           Py_ssize_t *count, const char **problem)
+{
+    const char *p = *pos + 1;
+    Py_ssize_t n = *count;
+    number_status status = NUMBER_OK;
+    while (is_ws(*p)) p++;
+    if (*p != ']') {
+        for (;;) {
+            if (n >= capacity) { /* cannot happen: a number takes at least two bytes */
+                *problem = "expected an array of numbers";
+                status = NUMBER_BAD;
+                break;
+            }
+            status = parse_number(&p, end, &values[n]);
+            if (status != NUMBER_OK) {
+                break;
+            }
+            n++;
+            while (is_ws(*p)) p++;
+            if (*p == ',') {
+                p++;
+                while (is_ws(*p)) p++;
+                continue;
+            }
+            if (*p != ']') {
+                *problem = "expected ',' or ']' after a number";
+                status = NUMBER_BAD;
+            }
+            break;
+        }
+    }
+    *count = n;
+    if (status == NUMBER_OK) {
+        *pos = p + 1;
+    }
+    return status;
+}
+
 static PyObject *
 parse_float32_array(PyObject *Py_UNUSED(module), PyObject *arg)
 {
@@ -448,35 +492,9 @@ parse_float32_array(PyObject *Py_UNUSED(module), PyObject *arg)
         problem = "expected an array of numbers";
         goto fail;
     }
-    p++;
-    while (is_ws(*p)) p++;
-    if (*p == ']') {
-        p++;
-    }
-    else {
-        for (;;) {
-            if (count >= capacity) { /* cannot happen (see capacity); never write past it */
-                problem = "expected an array of numbers";
-                goto fail;
-            }
-            status = parse_number(&p, end, &values[count]);
-            if (status != NUMBER_OK) {
-                goto fail;
-            }
-            count++;
-            while (is_ws(*p)) p++;
-            if (*p == ',') {
-                p++;
-                while (is_ws(*p)) p++;
-                continue;
-            }
-            if (*p == ']') {
-                p++;
-                break;
-            }
-            problem = "expected ',' or ']' after a number";
-            goto fail;
-        }
+    status = read_array(&p, end, values, capacity, &count, &problem);
+    if (status != NUMBER_OK) {
+        goto fail;
     }
     if (p != end) {
         problem = "unexpected bytes after the array";
@@ -498,11 +516,11 @@ fail:
                      "number out of range at index %zd (beyond float32 range, "
                      "|x| > 3.4028235e38)", count);
     }
-    else if (status == NUMBER_BAD) {
-        PyErr_Format(PyExc_ValueError, "expected a number at index %zd", count);
+    else if (problem != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s (at index %zd)", problem, count);
     }
     else {
-        PyErr_Format(PyExc_ValueError, "%s (at index %zd)", problem, count);
+        PyErr_Format(PyExc_ValueError, "expected a number at index %zd", count);
     }
     return NULL;
 }
@@ -572,35 +590,13 @@ typedef struct {
 static int
 extract_array(const char **pos, const char *end, extraction *ex)
 {
-    const char *p = *pos + 1; /* past '[' */
+    const char *p = *pos;
+    const char *problem = NULL;
     Py_ssize_t first = ex->n_values;
-    while (is_ws(*p)) p++;
-    if (*p != ']') {
-        for (;;) {
-            if (ex->n_values >= ex->capacity) {
-                return -1; /* cannot happen: capacity counts a value per two input bytes */
-            }
-            number_status status = parse_number(&p, end, &ex->values[ex->n_values]);
-            if (status == NUMBER_ERROR) {
-                return -2;
-            }
-            if (status != NUMBER_OK) {
-                return -1;
-            }
-            ex->n_values++;
-            while (is_ws(*p)) p++;
-            if (*p == ',') {
-                p++;
-                while (is_ws(*p)) p++;
-                continue;
-            }
-            if (*p == ']') {
-                break;
-            }
-            return -1;
-        }
+    number_status status = read_array(&p, end, ex->values, ex->capacity, &ex->n_values, &problem);
+    if (status != NUMBER_OK) {
+        return status == NUMBER_ERROR ? -2 : -1;
     }
-    p++; /* past ']' */
     if (ex->n_vectors >= ex->max_vectors) {
         return -1;
     }
