@@ -543,9 +543,12 @@ def scenario_d(cfg: Config) -> dict[str, Any]:
         "clients": clients,
         "notes": [
             "ours: twelvelabs_async._decode.decode(EmbeddingTask, response), exactly what "
-            "retrieve() runs on a body: msgspec hands each vector's JSON text (msgspec.Raw) to "
-            "the C accelerator, which parses it straight into float32 without making Python "
-            "floats. raw: msgspec.json.Decoder(same-shaped struct), so the same vector parsing. "
+            "retrieve() runs on a body: the C accelerator parses every vector straight into "
+            "float32 without making Python floats, in one pass over the body "
+            "(extract_vectors), and msgspec decodes the rest. raw: "
+            "msgspec.json.Decoder(EmbeddingTask) called directly, as a user's own msgspec "
+            "decode would: each vector's text is parsed by the accelerator after msgspec has "
+            "scanned it (two passes). "
             "sdk: json.loads(body) (httpx's Response.json()) + "
             "core.pydantic_utilities.parse_obj_as(EmbeddingTaskResponse, ...), exactly what "
             "embed.v_2.tasks.retrieve runs (embed/v_2/tasks/raw_client.py); the SDK's time "

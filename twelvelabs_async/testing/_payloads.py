@@ -140,11 +140,13 @@ class Payloads:
         self.clip_length = clip_length
         self.default_duration = self.duration()
         rng = random.Random(seed)
-        served: list[list[float]] = []  # the numbers written on the wire (6 decimals)
+        # The numbers written on the wire: 9 decimals, as the API's own examples show them
+        # (-0.060086973, 0.016479108).
+        served: list[list[float]] = []
         for _ in range(segments):
             raw = [rng.gauss(0.0, 1.0) for _ in range(embedding_dim)]
             norm = math.sqrt(sum(x * x for x in raw)) or 1.0
-            served.append([round(x / norm, 6) for x in raw])
+            served.append([round(x / norm, 9) for x in raw])
         self._served = served
         self._v2_data: dict[tuple[str, ...], bytes] = {}
         self._v1_whole = _encode(self._whole_file(DEFAULT_EMBEDDING_OPTIONS, v1=True))[1:-1]
@@ -154,7 +156,7 @@ class Payloads:
         ]
         self.vectors = [Float32Vector(v) for v in served]
         """The per-server embedding vectors (shared by every ready task), as a client decodes
-        them: the wire carries each value with 6 decimals, this is its float32."""
+        them: the wire carries each value with 9 decimals, this is its float32."""
         self._v1_filtered: dict[tuple[str, ...] | None, bytes] = {}
 
     # ------------------------------------------------------------------ embeddings
