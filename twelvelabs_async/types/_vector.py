@@ -7,12 +7,15 @@ the buffer protocol (format ``'f'``, so ``numpy.frombuffer(v, numpy.float32)`` a
 ``memoryview(v)`` read it without a copy) are the array's own C code.
 
 How the models decode a vector. With the optional C accelerator (``twelvelabs_async._speedups``,
-built at install when a C compiler is present), the field is annotated ``msgspec.Raw``: msgspec
-checks the JSON and hands over the array's text, which the struct's ``__post_init__`` parses
-straight into float32, making no Python float at all; decoding a ready body is then faster than
-decoding it to ``list[float]``. Without it (no compiler, or ``TWELVELABS_ASYNC_NO_EXTENSIONS=1``)
-the field is annotated ``list[float]``, and ``__post_init__`` packs msgspec's transient floats
-at C speed with ``struct``. Both give the same float32 values (each number's correctly rounded
+built at install when a C compiler is present), the field is annotated ``msgspec.Raw`` and the
+struct's ``__post_init__`` turns it into float32 without making a Python float. The library's
+own decode of a task body (:func:`decode_body`) goes further: the accelerator walks the body
+once, parses every vector where the task's layout puts it, and hands msgspec the body with each
+array replaced by its index, which ``__post_init__`` looks up; a body it is unsure of is decoded
+as it is. Either way decoding a ready body is faster than decoding it to ``list[float]``.
+Without the accelerator (no compiler, or ``TWELVELABS_ASYNC_NO_EXTENSIONS=1``) the field is
+annotated ``list[float]``, and ``__post_init__`` packs msgspec's transient floats at C speed
+with ``struct``. All paths give the same float32 values (each number's correctly rounded
 double, rounded to float32) and decode JSON and MessagePack bodies alike; only with the
 accelerator does ``msgspec.convert`` from Python objects refuse the models (a ``Raw`` field
 takes bytes only), so build them by hand instead: ``EmbeddingData(embedding=[...])``.
