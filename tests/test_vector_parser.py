@@ -572,3 +572,14 @@ def test_one_pass_takes_vectors_only_where_the_model_reads_them() -> None:
 def test_a_number_where_a_vector_belongs_stays_an_error(body: bytes) -> None:
     assert isinstance(plain_outcome(EmbeddingTask, body), type)
     assert_same_task(EmbeddingTask, body)
+
+
+def test_a_one_pass_decode_error_reports_the_original_bodys_offsets() -> None:
+    body = b'{"_id":"t","status":"ready","data":[{"embedding":[' + b"0.5," * 50 + b'1]}],"x":}'
+    assert extract(body, 2) is not None
+    with pytest.raises(msgspec.DecodeError) as plain:
+        msgspec.json.Decoder(EmbeddingTask).decode(body)
+    with pytest.raises(msgspec.DecodeError) as one_pass:
+        _vector.decode_body(decoder_for(EmbeddingTask), EmbeddingTask, body)
+    assert str(one_pass.value) == str(plain.value)
+    assert "byte" in str(plain.value)

@@ -266,6 +266,8 @@ def decode_body(decoder: msgspec.json.Decoder[T], tp: type, body: bytes) -> T:
             stripped, _extracted.vectors = extracted
             try:
                 return decoder.decode(stripped)
+            except msgspec.DecodeError:
+                pass  # decoded again below, so that the error's byte offsets are the body's
             finally:
                 _extracted.vectors = None
     return decoder.decode(body)
