@@ -337,9 +337,10 @@ parse_long_number(const char **pos, const char *end, float *out)
         int dot = negative + int_len;
         int frac_len = length - dot - 1;
         if (comma != 0 && int_len >= 1 && int_len <= 7 &&
-            ((digits >> (8 * int_len)) & 0xFF) == '.' && int_len + frac_len <= 19 &&
+            ((digits >> (8 * int_len)) & 0xFF) == '.' && frac_len >= 8 &&
+            int_len + frac_len <= 19 &&
             (int_len == 1 || (digits & 0xFF) != '0')) {
-            /* frac_len is 8..21 here, and at most 18 with int_len + frac_len <= 19 */
+            /* frac_len is 8..18 here: len1 is 0..8 and len2 0..2 */
             const char *fraction = p + dot + 1;
             uint64_t frac0 = load8(fraction), frac1 = load8(fraction + 8),
                      frac2 = load8(fraction + 16);
