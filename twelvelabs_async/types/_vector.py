@@ -275,7 +275,8 @@ def decode_body(decoder: msgspec.json.Decoder[T], tp: type, body: bytes) -> T:
 
 def _vector_from_raw(raw: msgspec.Raw, field: str, optional: bool) -> Float32Vector | None:
     text = memoryview(raw)
-    if text[:1].tobytes().isdigit():
+    first = text[:1].tobytes()
+    if first.isdigit():
         # An index that extract_vectors put in place of the array (see decode_body); outside
         # such a decode, a number where a vector belongs is an error below.
         vectors: list[bytes] | None = getattr(_extracted, "vectors", None)
@@ -288,7 +289,7 @@ def _vector_from_raw(raw: msgspec.Raw, field: str, optional: bool) -> Float32Vec
         try:
             return _from_bytes(Float32Vector, _parse_json_array(raw))
         except ValueError as exc:
-            if bytes(memoryview(raw)[:1]) == b"[":
+            if first == b"[":
                 raise ValueError(f"{field}: {exc}") from None
             # null, or not JSON at all (a MessagePack body): the general path below
     values = _decode_raw(raw, field)
