@@ -583,3 +583,40 @@ def test_a_one_pass_decode_error_reports_the_original_bodys_offsets() -> None:
         _vector.decode_body(decoder_for(EmbeddingTask), EmbeddingTask, body)
     assert str(one_pass.value) == str(plain.value)
     assert "byte" in str(plain.value)
+
+
+def test_one_pass_decodes_in_many_threads_keep_their_own_vectors() -> None:
+    # decode_body hands the vectors to __post_init__ through a thread-local: bodies decoded at
+    # the same time in other threads (a user's thread pool) must never see each other's.
+    import threading
+
+    def body(seed: int) -> bytes:
+        items = [{"embedding": [seed + i / 8, -seed - i / 16] * 40} for i in range(12)]
+        return json.dumps({"_id": str(seed), "status": "ready", "data": items}).encode()
+
+    bodies = {seed: body(seed) for seed in range(8)}
+    expected = {seed: plain_outcome(EmbeddingTask, b) for seed, b in bodies.items()}
+    failures: list[int] = []
+    start = threading.Barrier(len(bodies))
+
+    def work(seed: int) -> None:
+        start.wait()
+        for _ in range(60):
+            if (
+                _vector.decode_body(decoder_for(EmbeddingTask), EmbeddingTask, bodies[seed])
+                != (expected[seed])
+            ):
+                failures.append(seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in bodies]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures
+    assert not any(t.is_alive() for t in threads)
